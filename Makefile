@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` (set up + train, evaluate, predict) and `make test`.
+# Both create .venv if needed and install the CPU build of torch first, so nothing pulls the CUDA build.
+
+VENV      ?= .venv
+PYTHON    ?= python3
+TORCH     ?= torch==2.13.0
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# on machines whose pip has no local CPU wheel.
+TORCH_PIP_ARGS ?=
+DATA_DIR  ?= $(abspath ../shared/data)
+BIN       := $(VENV)/bin
+export FINETEXT_DATA_DIR ?= $(DATA_DIR)
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test lint docs clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/finetext train examples/demo.yaml --overwrite-output-dir
+	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
+
+test: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest
+
+docs: setup
+	$(BIN)/finetext config --docs > docs/config.md
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,10 @@
+"""finetext: fine-tune pretrained models for text classification."""
+
+__version__ = "0.1.0"
+
+from finetext.api import evaluate, predict, train  # noqa: E402
+from finetext.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig  # noqa: E402
+from finetext.errors import FinetextError  # noqa: E402
+
+__all__ = ["DataConfig", "FinetextError", "ModelConfig", "TrainConfig", "TrainingConfig", "evaluate", "predict",
+           "train"]

@@ -1,0 +1,3 @@
+from finetext.cli import main
+
+raise SystemExit(main())

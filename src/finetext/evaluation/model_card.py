@@ -1,0 +1,70 @@
+"""The model card (README.md of the artifact): what was trained on what, and how well it does."""
+
+from __future__ import annotations
+
+from finetext.config import TrainConfig
+
+METRIC_COLUMNS = ("accuracy", "f1", "precision", "recall", "mcc")
+
+
+def results_table(sections: dict[str, dict]) -> str:
+    header = "| split | examples | " + " | ".join(METRIC_COLUMNS) + " |"
+    rows = [header, "|" + " --- |" * (len(METRIC_COLUMNS) + 2)]
+    for split, report in sections.items():
+        values = " | ".join(f"{100 * report[m]:.2f}" for m in METRIC_COLUMNS)
+        rows.append(f"| {split} | {report['num_examples']} | {values} |")
+    return "\n".join(rows)
+
+
+def model_card(cfg: TrainConfig, metrics: dict) -> str:
+    sections = {"validation": metrics["final"]["validation"]}
+    if "test" in metrics:
+        sections["test"] = metrics["test"]
+    f1_kind = metrics["final"]["validation"]["f1_average"]
+    t, d = cfg.training, cfg.data
+    labels = ", ".join(f"`{name}`" for name in metrics["label_names"])
+    pair = f" paired with `{d.text_pair_column}`" if d.text_pair_column else ""
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+base_model: {cfg.model.model}
+tags: [finetext, text-classification]
+---
+
+# Text classifier fine-tuned with finetext
+
+Fine-tuned from `{cfg.model.model}` on `{metrics['data']['source']}` (text column `{d.text_column}`{pair},
+label column `{d.label_column}`). Labels: {labels}.
+
+## Results
+
+Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_for_best_model}`) model.
+
+{results_table(sections)}
+
+## Training
+
+| setting | value |
+| --- | --- |
+| epochs | {t.epochs} |
+| learning rate | {t.learning_rate} ({t.lr_scheduler}, warm-up {t.warmup}) |
+| batch size | {t.batch_size} x {t.gradient_accumulation_steps} accumulation |
+| weight decay | {t.weight_decay} |
+| max length | {d.max_length} ({d.padding} padding) |
+| precision | {t.precision} |
+| seed | {t.seed} |
+| examples | train {metrics['data'].get('train')}, validation {metrics['data'].get('validation')} |
+| train time | {metrics['train'].get('wall_time_s')} s |
+
+The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json`.
+
+## Use
+
+```python
+from transformers import pipeline
+classify = pipeline("text-classification", model="path/to/this/folder")
+classify("some text")
+```
+
+or `finetext predict path/to/this/folder "some text"`.
+"""

@@ -1,0 +1,87 @@
+"""Batched prediction: sort by length so each batch pads little, run the model, restore the input order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from finetext.artifacts import open_artifact
+from finetext.data.tokenize import encode
+from finetext.errors import FinetextError
+from finetext.evaluation.metrics import softmax
+
+
+@dataclass
+class Classifier:
+    """A loaded model ready to predict: model, tokenizer, label names and the max length it was trained with."""
+
+    model: PreTrainedModel
+    tokenizer: object
+    label_names: list[str]
+    max_length: int
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    settings_known: bool = False
+    """True when the directory has finetext.yaml, so the columns above are the ones it was trained on."""
+
+
+def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifier:
+    """Load a finetext output directory (or any saved HF classification model) for inference."""
+    artifact = open_artifact(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(artifact.path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            artifact.path, use_safetensors=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        reason = " ".join(str(exc).split())[:240]
+        raise FinetextError(f"cannot load the model in {artifact.path}: {reason}",
+                            "Re-run training, or check the directory is complete.") from None
+    model.eval()
+    names = artifact.label_names or [str(i) for i in range(model.config.num_labels)]
+    max_length = int(artifact.data_setting("max_length") or min(tokenizer.model_max_length, 512))
+    return Classifier(
+        model, tokenizer, names, max_length,
+        text_column=artifact.data_setting("text_column") or "text",
+        text_pair_column=artifact.data_setting("text_pair_column"),
+        label_column=artifact.data_setting("label_column") or "label",
+        settings_known=bool(artifact.settings),
+    )
+
+
+@torch.inference_mode()
+def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64,
+                   progress: bool = True, desc: str = "predict") -> np.ndarray:
+    """Logits for every text, in input order. Batches are length-sorted to minimise padding."""
+    if pairs is not None and len(pairs) != len(texts):
+        raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.")
+    encoded = encode(clf.tokenizer, texts, pairs, clf.max_length)
+    input_ids = encoded["input_ids"]
+    order = np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1]
+    device = next(clf.model.parameters()).device
+    logits = np.zeros((len(texts), clf.model.config.num_labels), dtype=np.float32)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
+        index = order[start:start + batch_size]
+        batch = clf.tokenizer.pad({k: [encoded[k][i] for i in index] for k in keys}, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits[index] = clf.model(**batch).logits.float().cpu().numpy()
+    return logits
+
+
+def predictions_from_logits(logits: np.ndarray, label_names: list[str]) -> list[dict]:
+    """One record per text: the predicted label, its probability, and the probability of every label."""
+    probabilities = softmax(logits)
+    best = probabilities.argmax(axis=-1)
+    return [
+        {
+            "label": label_names[int(b)],
+            "score": float(p[b]),
+            "probabilities": {name: float(value) for name, value in zip(label_names, p, strict=True)},
+        }
+        for b, p in zip(best, probabilities, strict=True)
+    ]

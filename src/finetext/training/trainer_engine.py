@@ -1,0 +1,127 @@
+"""The Hugging Face Trainer engine: TrainingArguments from the config, metrics from scikit-learn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    Trainer,
+    TrainingArguments,
+)
+
+from finetext.config import TrainingConfig
+from finetext.evaluation.metrics import classification_metrics
+
+
+@dataclass
+class FitResult:
+    """What an engine hands back: the model to keep, the per-evaluation history and throughput figures."""
+
+    model: PreTrainedModel
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -> TrainingArguments:
+    on_cpu = not torch.cuda.is_available()
+    best_metric = "eval_loss" if cfg.metric_for_best_model == "loss" else f"eval_{cfg.metric_for_best_model}"
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup if cfg.warmup_is_ratio() else int(cfg.warmup),
+        lr_scheduler_type=cfg.lr_scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy=cfg.eval_strategy,
+        save_strategy=cfg.eval_strategy,
+        eval_steps=cfg.eval_steps,
+        save_steps=cfg.eval_steps,
+        save_total_limit=1,
+        logging_steps=cfg.logging_steps,
+        load_best_model_at_end=cfg.load_best_model_at_end,
+        metric_for_best_model=best_metric,
+        greater_is_better=cfg.metric_for_best_model != "loss",
+        seed=cfg.seed,
+        fp16=cfg.precision == "fp16",
+        bf16=cfg.precision == "bf16",
+        use_cpu=on_cpu,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        report_to="none",
+        disable_tqdm=quiet,
+        log_level="error" if quiet else "warning",
+    )
+
+
+def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
+                     cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+                     pad_to_max_length: bool) -> FitResult:
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        logits, labels = eval_pred
+        return classification_metrics(labels, np.argmax(logits, axis=-1), num_labels)
+
+    callbacks = []
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, checkpoint_dir, quiet),
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        # With padding: max_length every row already has the same length; the collator then only stacks.
+        data_collator=DataCollatorWithPadding(tokenizer, padding="longest" if not pad_to_max_length else True),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+    output = trainer.train()
+    history = history_from_log(trainer.state.log_history)
+    best = _best_entry(history, cfg) if cfg.load_best_model_at_end else (history[-1] if history else None)
+    stats = {
+        "train_runtime_s": round(output.metrics["train_runtime"], 2),
+        "train_samples_per_second": round(output.metrics["train_samples_per_second"], 2),
+        "train_loss": round(output.training_loss, 5),
+        "global_steps": output.global_step,
+        "epochs_completed": round(trainer.state.epoch or 0.0, 3),
+    }
+    return FitResult(trainer.model, history, best, stats)
+
+
+def history_from_log(log_history: list[dict]) -> list[dict]:
+    """One entry per evaluation: epoch, step, mean training loss since the previous one, validation metrics."""
+    history, losses = [], []
+    for entry in log_history:
+        if "loss" in entry and "eval_loss" not in entry:
+            losses.append(entry["loss"])
+        elif "eval_loss" in entry:
+            validation = {k.removeprefix("eval_"): round(v, 5) for k, v in entry.items()
+                          if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
+            history.append({
+                "epoch": round(entry.get("epoch", 0.0), 3),
+                "step": entry.get("step"),
+                "train_loss": round(float(np.mean(losses)), 5) if losses else None,
+                "validation": validation,
+            })
+            losses = []
+    return history
+
+
+def _best_entry(history: list[dict], cfg: TrainingConfig) -> dict | None:
+    if not history:
+        return None
+    metric = cfg.metric_for_best_model
+    pick = min if metric == "loss" else max
+    # Ties go to the earliest evaluation, as the Trainer keeps the first best checkpoint.
+    return pick(history, key=lambda h: (h["validation"][metric], -h["step"] if pick is max else h["step"]))

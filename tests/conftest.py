@@ -1,0 +1,57 @@
+"""Shared fixtures: the real datasets beside the checkout, and a tiny random BERT built in-test."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def offline_env(monkeypatch):
+    """Tests never touch the network and always find the real data by name."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("FINETEXT_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    from finetext.hub import hub_unreachable_reason
+
+    hub_unreachable_reason.cache_clear()
+    yield
+    hub_unreachable_reason.cache_clear()
+    logging.getLogger("finetext").handlers.clear()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert (DATA_DIR / "mrpc" / "train.parquet").is_file(), f"real datasets expected in {DATA_DIR}"
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT with random weights and the real MiniLM tokenizer: trains in seconds."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from finetext.models.pretrained import packaged_model_dir
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(packaged_model_dir()).save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_run(tiny_model: str, out: Path, **overrides) -> dict:
+    """Flat config values for a few-second training run of the tiny model."""
+    values = {"model": tiny_model, "output_dir": str(out), "epochs": 2, "batch_size": 16, "learning_rate": 1e-3,
+              "max_length": 64, "train_samples": 96, "eval_samples": 48, "test_samples": 48, "quiet": True,
+              "logging_steps": 2}
+    values.update(overrides)
+    return values

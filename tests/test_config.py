@@ -1,0 +1,77 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from finetext.cli import build_parser, resolve_train_config
+from finetext.config import config_from_flat, docs_markdown, field_doc, leaf_fields, load_yaml
+from finetext.data.sources import KNOWN_DATASETS
+from finetext.errors import FinetextError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse(*argv):
+    return resolve_train_config(build_parser().parse_args(["train", *argv]))
+
+
+def test_every_field_has_a_docstring_and_a_flag():
+    parser_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for name, (section, _) in leaf_fields().items():
+        assert field_doc(section, name), f"{name} has no docstring"
+        assert "--" + name.replace("_", "-") in parser_help
+
+
+def test_yaml_flat_or_sectioned_and_flags_override(tmp_path):
+    (tmp_path / "flat.yaml").write_text("dataset: sst2\nlearning_rate: 3e-5\nepochs: 2\n")
+    (tmp_path / "nested.yaml").write_text("data:\n  dataset: sst2\ntraining:\n  learning_rate: 3.0e-5\n  epochs: 2\n")
+    flat, nested = parse(str(tmp_path / "flat.yaml")), parse(str(tmp_path / "nested.yaml"))
+    assert flat == nested
+    assert flat.training.learning_rate == 3e-5 and isinstance(flat.training.learning_rate, float)
+    overridden = parse(str(tmp_path / "flat.yaml"), "--learning-rate", "1e-4", "--no-group-by-length",
+                       "--train-samples", "100", "--label-names", "neg", "pos")
+    assert overridden.training.learning_rate == 1e-4 and overridden.training.epochs == 2
+    assert overridden.training.group_by_length is False
+    assert overridden.data.train_samples == 100 and overridden.data.label_names == ["neg", "pos"]
+
+
+def test_defaults_need_no_config_file():
+    cfg = parse("--dataset", "sst2")
+    assert cfg.data.dataset == "sst2" and cfg.training == type(cfg.training)()
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"learning_rat": 1}, "unknown config key 'learning_rat'"),
+    ({"epochs": "three"}, "epochs must be a number; got 'three'"),
+    ({"batch_size": 2.5}, "batch_size must be an integer"),
+    ({"padding": "longest"}, "padding must be one of dynamic, max_length"),
+    ({"metric_for_best_model": "auc"}, "metric_for_best_model 'auc' is not computed"),
+    ({"early_stopping_patience": 2, "load_best_model_at_end": False}, "early_stopping_patience needs"),
+    ({"validation_fraction": 1.5}, "validation_fraction must be between 0 and 1"),
+])
+def test_invalid_values_are_rejected_up_front(values, message):
+    with pytest.raises(FinetextError, match=message):
+        config_from_flat(values)
+
+
+def test_docs_are_generated_from_the_config():
+    assert (REPO / "docs" / "config.md").read_text() == docs_markdown(), "run: finetext config --docs > docs/config.md"
+
+
+def test_every_example_config_is_valid_and_says_what_to_expect():
+    examples = sorted((REPO / "examples").glob("*.yaml"))
+    names = {load_yaml(p).get("dataset") for p in examples}
+    assert {"imdb", "yelp_review_full", "glue/mrpc", "ag_news", "sst2", "sst5"} <= names
+    for path in examples:
+        text = path.read_text()
+        assert "Expected:" in text and "Runtime" in text, f"{path.name} must state its result and runtime"
+        cfg = config_from_flat(load_yaml(path))
+        assert cfg.data.dataset in KNOWN_DATASETS
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    import yaml
+
+    cfg = parse("--dataset", "mrpc", "--epochs", "4")
+    again = config_from_flat(yaml.safe_load(yaml.safe_dump(cfg.to_dict())))
+    assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
