@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 
 from finetext.artifacts import write_text_atomic
-from finetext.config import DataConfig, TrainConfig, config_from_flat, flatten, load_yaml
+from finetext.config import DataConfig, TrainConfig, build, config_from_flat, flatten, load_yaml
 from finetext.data.files import read_table
-from finetext.data.sources import load_labelled_data
+from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
 from finetext.evaluation.evaluate import evaluate_frame
 from finetext.inference.predict import (
@@ -40,15 +40,15 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
              **data_options: Any) -> dict:
     """Metrics of a trained model on a labelled split of a dataset or a test file.
 
-    ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...). The split
-    defaults to test when it has labels, else validation.
+    ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...); ``eval_samples``
+    limits the scored split to a seeded subset. The split defaults to test when it has labels, else
+    validation.
     """
     clf = load_classifier_dir(str(model_dir))
-    data_cfg = DataConfig(**{"max_length": clf.max_length, **data_options})
+    samples = data_options.pop("eval_samples", None)
+    data_cfg = build(DataConfig, {"max_length": clf.max_length, **data_options})
     if not data_cfg.has_source():
         raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
-    if data_cfg.test_samples is None and data_cfg.eval_samples is not None:
-        data_cfg.test_samples = data_cfg.eval_samples
     data = load_labelled_data(data_cfg, seed=42, label_names=clf.label_names)
     _check_pairs(clf, data.has_pairs())
     clf.max_length = data_cfg.max_length
@@ -56,7 +56,8 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
     if chosen is None or not data.is_labelled(chosen):
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
                             "Pass --split, or a --test-file with a label column.")
-    report = evaluate_frame(clf, data.splits[chosen], batch_size, progress, f"evaluate {chosen}")
+    frame = take_subset(data.splits[chosen], samples, seed=42)
+    report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
     return {"split": chosen, "source": data.source, **report}
 
 
@@ -79,7 +80,7 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     clf = load_classifier_dir(str(model_dir))
     table = read_table(input_path)
     text_col = text_column or _first_present(table, clf.text_column, "text", "sentence", "sentence1")
-    pair_col = text_pair_column or (clf.text_pair_column if clf.text_pair_column else None)
+    pair_col = text_pair_column or clf.text_pair_column
     for column in filter(None, (text_col, pair_col)):
         if column not in table.columns:
             raise FinetextError(f"column '{column}' not found in {input_path}; available: "

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from finetext.config import SECTIONS, DataConfig, TrainConfig, docs_markdown, field_doc, leaf_fields
@@ -43,9 +44,18 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
         choices = next((get_args(a) for a in (hint, *get_args(hint)) if "Literal" in str(get_origin(a))), None)
         if choices:
             kwargs["choices"] = choices
+        else:
+            kwargs["metavar"] = _metavar(name, hint)
         if "list" in str(hint):
             kwargs["nargs"] = "+"
-        parser.add_argument(flag, metavar=name.split("_")[-1].upper(), **kwargs)
+        parser.add_argument(flag, **kwargs)
+
+
+def _metavar(name: str, hint: Any) -> str:
+    if name.endswith(("_file", "_dir")) or name in ("dataset", "model"):
+        return "PATH" if name != "dataset" else "NAME_OR_PATH"
+    text = str(hint)
+    return "N" if "int" in text else "X" if "float" in text else "VALUE"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,8 +134,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
                       **_coerced_data_options(options))
     if args.output:
-        from pathlib import Path
-
         from finetext.artifacts import write_json_atomic
 
         write_json_atomic(Path(args.output), report)

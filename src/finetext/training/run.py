@@ -60,7 +60,9 @@ class TrainingRun:
         self.data: LabelledData = load_labelled_data(self.cfg.data, seed)
         if "train" not in self.data.splits:
             raise FinetextError("the data has no train split.", "Pass --train-file or a dataset with train.")
-        self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data))
+        epochs = self.cfg.training.resolved_epochs(len(self.data.splits["train"]))
+        self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data),
+                           training=replace(self.cfg.training, epochs=epochs))
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
         log.info("data %s: %s; labels: %s", self.data.source, sizes, ", ".join(self.data.label_names))
         self.tokenizer = load_tokenizer(self.cfg.model)
