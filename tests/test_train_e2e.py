@@ -125,8 +125,8 @@ def test_cli_train_predict_evaluate_round_trip(tiny_model, tmp_path, capsys):
     assert np.allclose(predictions["prob_happy"] + predictions["prob_sad"], 1.0, atol=1e-5)
 
     assert main(["evaluate", str(out), "--test-file", str(tmp_path / "test.jsonl"), "--text-column", "comment",
-                 "--label-column", "tag", "--output", str(tmp_path / "eval.json"), "--quiet"]) == 0
-    saved = json.loads((tmp_path / "eval.json").read_text())
+                 "--label-column", "tag", "--output", str(tmp_path / "reports" / "eval.json"), "--quiet"]) == 0
+    saved = json.loads((tmp_path / "reports" / "eval.json").read_text())
     assert saved["split"] == "test" and saved["num_examples"] == 12
     assert saved["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"]["accuracy"])
 

@@ -35,7 +35,11 @@ def prepare_output_dir(cfg: TrainConfig) -> Path:
     if (out / MANIFEST).exists() and not cfg.overwrite_output_dir:
         raise FinetextError(f"{out} already holds a trained model.",
                             "Pass --overwrite-output-dir to replace it, or choose another --output-dir.")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FinetextError(f"cannot create output_dir {out}: {exc.strerror}.",
+                            "Choose a writable --output-dir.") from None
     return out
 
 
@@ -45,6 +49,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
