@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/finetext train examples/demo.yaml --overwrite-output-dir
+	$(BIN)/finetext train examples/demo.yaml --data-dir $(DATA_DIR) --overwrite-output-dir
 	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
 
 test: setup
