@@ -77,7 +77,6 @@ class TrainingRun:
         self.fit = fit_with_trainer(
             self.model, self.tokenizer, self.encoded["train"], self.encoded["validation"], self.cfg.training,
             self.out / CHECKPOINTS, len(self.data.label_names), self.quiet,
-            pad_to_max_length=self.cfg.data.padding == "max_length",
         )
         self.fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return self.fit

@@ -66,8 +66,7 @@ def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -
 
 
 def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-                     cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
-                     pad_to_max_length: bool) -> FitResult:
+                     cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool) -> FitResult:
     def compute_metrics(eval_pred) -> dict[str, float]:
         logits, labels = eval_pred
         return classification_metrics(labels, np.argmax(logits, axis=-1), num_labels)
@@ -81,8 +80,8 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        # With padding: max_length every row already has the same length; the collator then only stacks.
-        data_collator=DataCollatorWithPadding(tokenizer, padding="longest" if not pad_to_max_length else True),
+        # Pads each batch to its longest row; with padding: max_length the rows are already equal, so it only stacks.
+        data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
