@@ -129,6 +129,9 @@ def test_cli_train_predict_evaluate_round_trip(tiny_model, tmp_path, capsys):
     saved = json.loads((tmp_path / "reports" / "eval.json").read_text())
     assert saved["split"] == "test" and saved["num_examples"] == 12
     assert saved["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"]["accuracy"])
+    assert main(["evaluate", str(out), "--test-file", str(tmp_path / "test.jsonl"), "--text-column", "comment",
+                 "--label-column", "tag", "--eval-samples", "5", "--quiet"]) == 0
+    assert "test (5 examples)" in capsys.readouterr().out
 
     assert main(argv) == 2  # a finished model is never overwritten by accident
     assert "already holds a trained model" in capsys.readouterr().err

@@ -45,7 +45,6 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
     validation.
     """
     clf = load_classifier_dir(str(model_dir))
-    samples = data_options.pop("eval_samples", None)
     data_cfg = build(DataConfig, {"max_length": clf.max_length, **data_options})
     if not data_cfg.has_source():
         raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
@@ -56,7 +55,7 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
     if chosen is None or not data.is_labelled(chosen):
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
                             "Pass --split, or a --test-file with a label column.")
-    frame = take_subset(data.splits[chosen], samples, seed=42)
+    frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed=42)
     report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
     return {"split": chosen, "source": data.source, **report}
 

@@ -52,10 +52,11 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
 
 
 def _metavar(name: str, hint: Any) -> str:
-    if name.endswith(("_file", "_dir")) or name in ("dataset", "model"):
-        return "PATH" if name != "dataset" else "NAME_OR_PATH"
-    text = str(hint)
-    return "N" if "int" in text else "X" if "float" in text else "VALUE"
+    if name == "dataset":
+        return "NAME_OR_PATH"
+    if name == "model" or name.endswith(("_file", "_dir")):
+        return "PATH"
+    return "N" if "int" in str(hint) else "X" if "float" in str(hint) else "VALUE"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,8 +132,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k in DataConfig.__dataclass_fields__}
     quiet = bool(getattr(args, "quiet", False))
     setup_logging(quiet)
-    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
-                      **_coerced_data_options(options))
+    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet, **options)
     if args.output:
         from finetext.artifacts import write_json_atomic
 
@@ -144,12 +144,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print("confusion matrix (rows: true, columns: predicted): " + json.dumps(dict(zip(cm["labels"], cm["matrix"],
                                                                                      strict=True))))
     return 0
-
-
-def _coerced_data_options(options: dict[str, Any]) -> dict[str, Any]:
-    from finetext.config import DataConfig, build
-
-    return {k: getattr(build(DataConfig, options), k) for k in options}
 
 
 def run_predict(args: argparse.Namespace) -> int:

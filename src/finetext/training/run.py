@@ -49,7 +49,6 @@ class TrainingRun:
         if not cfg.data.has_source():
             raise FinetextError("no data given.", "Pass --dataset NAME_OR_PATH or --train-file FILE.")
         self.cfg = cfg
-        self.quiet = cfg.quiet
 
     def setup(self) -> None:
         check_hardware(self.cfg)
@@ -76,7 +75,7 @@ class TrainingRun:
         started = time.perf_counter()
         self.fit = fit_with_trainer(
             self.model, self.tokenizer, self.encoded["train"], self.encoded["validation"], self.cfg.training,
-            self.out / CHECKPOINTS, len(self.data.label_names), self.quiet,
+            self.out / CHECKPOINTS, len(self.data.label_names), self.cfg.quiet,
         )
         self.fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return self.fit
@@ -85,9 +84,9 @@ class TrainingRun:
         """Final validation report of the kept model, and the test split once, when it has labels."""
         clf = Classifier(self.fit.model.eval(), self.tokenizer, self.data.label_names, self.cfg.data.max_length)
         batch = self.cfg.training.eval_batch_size
-        results = {"validation": evaluate_frame(clf, self.data.splits["validation"], batch, not self.quiet)}
+        results = {"validation": evaluate_frame(clf, self.data.splits["validation"], batch, not self.cfg.quiet)}
         if self.data.is_labelled("test"):
-            results["test"] = evaluate_frame(clf, self.data.splits["test"], batch, not self.quiet, "test")
+            results["test"] = evaluate_frame(clf, self.data.splits["test"], batch, not self.cfg.quiet, "test")
         elif "test" in self.data.splits:
             log.info("the test split has no labels: not evaluated")
         self.final = results
