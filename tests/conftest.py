@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "data"
+# Exactly what a finished run leaves in its output directory.
+ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
+                  "metrics.json", "README.md"}
 
 
 @pytest.fixture(autouse=True)

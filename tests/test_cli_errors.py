@@ -37,6 +37,9 @@ CASES = {
     "no data": ([], "no data given. Pass --dataset NAME_OR_PATH or --train-file FILE."),
     "both sources": (["--dataset", "sst2", "--train-file", "{d}/train.csv"],
                      "--dataset and --train-file/--validation-file/--test-file were both given"),
+    "trainer save_steps": (["--train-file", "{d}/train.csv", "--save-steps", "5"],
+                           "save_steps is a native-engine option: the Trainer checkpoints at each evaluation"),
+    "bad engine": (["--engine", "keras"], "argument --engine: invalid choice: 'keras'"),
     "bad choice": (["--padding", "longest"], "argument --padding: invalid choice: 'longest'"),
 }
 

@@ -6,16 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_run
+from conftest import ARTIFACT_FILES, tiny_run
 from sklearn.metrics import accuracy_score, f1_score
 
 import finetext
 from finetext.cli import main
 from finetext.data.sources import load_labelled_data
 from finetext.errors import FinetextError
-
-ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
-                  "metrics.json", "README.md"}
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,8 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
         save_yaml(cfg, staging / MANIFEST)
         (out / MANIFEST).unlink(missing_ok=True)  # from here on, out is not a finished artifact
         for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
+            if item.is_file():
+                os.chmod(item, 0o644)  # some writers create 0600 files; artifacts are meant to be shared
             target = out / item.name
             if target.is_dir():
                 shutil.rmtree(target)

@@ -110,8 +110,11 @@ def run_train(args: argparse.Namespace) -> int:
     from finetext.training.run import TrainingRun
 
     cfg = resolve_train_config(args)
-    setup_logging(cfg.quiet)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # set by accelerate launch and torchrun
+    setup_logging(cfg.quiet or not main_process)
     result = TrainingRun(cfg).run()
+    if not result.metrics:  # another process of a multi-process run: the main one reports
+        return 0
     print(summary_line(result.metrics))
     print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
           f"transformers.pipeline('text-classification', model='{result.output_dir}'))")

@@ -93,8 +93,11 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    """How the model is trained (Hugging Face Trainer)."""
+    """How the model is trained."""
 
+    engine: Literal["trainer", "native"] = "trainer"
+    """Training loop: 'trainer' (Hugging Face Trainer) or 'native' (finetext's own loop on Accelerate). Same
+    config, data, artifacts and metrics.json; only the loop differs."""
     epochs: float | None = None
     """Passes over the training set. Default: enough for about 1,200 optimizer steps, at least 1 and at most
     10 (6 for MRPC, 1 for SST-2 at batch size 16)."""
@@ -120,6 +123,11 @@ class TrainingConfig:
     """Steps between evaluations when eval_strategy is 'steps'."""
     logging_steps: int = 50
     """Steps between training-loss log lines."""
+    save_steps: int | None = None
+    """Write a resumable checkpoint every this many optimizer steps (native engine). Default: one after
+    every evaluation."""
+    save_total_limit: int = 2
+    """Resumable checkpoints kept in output_dir/checkpoints (the newest); the best model is kept apart."""
     metric_for_best_model: str = "f1"
     """Validation metric that picks the best checkpoint (accuracy, f1, precision, recall, mcc or loss)."""
     load_best_model_at_end: bool = True
@@ -141,9 +149,16 @@ class TrainingConfig:
         if self.learning_rate <= 0:
             raise FinetextError(f"learning_rate must be positive, got {self.learning_rate}.")
         for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "eval_steps",
-                     "logging_steps"):
+                     "logging_steps", "save_total_limit"):
             if getattr(self, name) < 1:
                 raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise FinetextError(f"save_steps must be a positive integer, got {self.save_steps}.")
+        if self.save_steps is not None and self.engine == "trainer":
+            raise FinetextError(
+                "save_steps is a native-engine option: the Trainer checkpoints at each evaluation.",
+                "Add --engine native, or use --eval-strategy steps --eval-steps N with the Trainer.",
+            )
         if self.warmup < 0:
             raise FinetextError(f"warmup must be >= 0, got {self.warmup}.")
         if self.metric_for_best_model not in BEST_MODEL_METRICS:
@@ -190,12 +205,18 @@ class TrainConfig:
     """Replace a finished model already in output_dir instead of refusing."""
     quiet: bool = False
     """Print only errors and the final summary (no progress bars)."""
+    resume: bool = False
+    """Continue the interrupted run in output_dir from its newest checkpoint. The other options may be left
+    out (they are read from the checkpoint); any that are given must match it."""
 
     def __post_init__(self) -> None:
         for name, kind in SECTIONS.items():
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, build(kind, value))
+        if self.resume and self.overwrite_output_dir:
+            raise FinetextError("--resume continues the run in output_dir; --overwrite-output-dir starts it over.",
+                                "Pass only one of them.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,4 +1,8 @@
-"""A training run with a fixed life cycle: setup -> train -> evaluate -> save -> cleanup."""
+"""A training run with a fixed life cycle: setup -> train -> evaluate -> save -> cleanup.
+
+Under `accelerate launch` or `torchrun` every process runs setup and train (the engine splits the
+batches and gathers evaluation rows); only the main process evaluates the kept model and writes files.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import yaml
+from accelerate import PartialState
 from transformers import set_seed
 
 from finetext import __version__
-from finetext.artifacts import CHECKPOINTS, prepare_output_dir, save_artifact
-from finetext.config import TrainConfig
+from finetext.artifacts import CHECKPOINTS, MANIFEST, prepare_output_dir, save_artifact, write_text_atomic
+from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.data.sources import LabelledData, load_labelled_data, resolved_data_config
 from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
@@ -21,7 +27,9 @@ from finetext.evaluation.evaluate import evaluate_frame
 from finetext.evaluation.model_card import model_card
 from finetext.inference.predict import Classifier
 from finetext.models.pretrained import load_classifier, load_tokenizer, resolve_model_path
-from finetext.training.trainer_engine import FitResult, fit_with_trainer
+from finetext.training import checkpoint as ckpt
+from finetext.training.native_engine import fit_native
+from finetext.training.trainer_engine import FitResult, fit_with_trainer, latest_trainer_checkpoint
 
 log = logging.getLogger("finetext")
 
@@ -32,6 +40,7 @@ class TrainResult:
 
     output_dir: Path
     metrics: dict
+    """Empty on the processes other than the main one of a multi-process run."""
 
 
 def check_hardware(cfg: TrainConfig) -> None:
@@ -46,14 +55,18 @@ def check_hardware(cfg: TrainConfig) -> None:
 
 class TrainingRun:
     def __init__(self, cfg: TrainConfig):
+        if cfg.resume and not cfg.data.has_source():
+            cfg = saved_run_config(cfg)
         if not cfg.data.has_source():
             raise FinetextError("no data given.", "Pass --dataset NAME_OR_PATH or --train-file FILE.")
         self.cfg = cfg
+        # Joins the process group under accelerate launch / torchrun (gloo on CPUs, nccl on GPUs).
+        self.state = PartialState(cpu=not torch.cuda.is_available())
 
     def setup(self) -> None:
         check_hardware(self.cfg)
         resolve_model_path(self.cfg.model.model)  # a bad model name fails before the data is read
-        self.out = prepare_output_dir(self.cfg)
+        self.out = self.prepare_output_dir()
         seed = self.cfg.training.seed
         set_seed(seed)
         self.data: LabelledData = load_labelled_data(self.cfg.data, seed)
@@ -62,6 +75,9 @@ class TrainingRun:
         epochs = self.cfg.training.resolved_epochs(len(self.data.splits["train"]))
         self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data),
                            training=replace(self.cfg.training, epochs=epochs))
+        self.resume_from = self.check_resume() if self.cfg.resume else None
+        if self.state.num_processes > 1:
+            log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
         log.info("data %s: %s; labels: %s", self.data.source, sizes, ", ".join(self.data.label_names))
         self.tokenizer = load_tokenizer(self.cfg.model)
@@ -71,14 +87,69 @@ class TrainingRun:
         self.encoded = {split: tokenize_split(self.data.splits[split], self.tokenizer, max_length, padding)
                         for split in ("train", "validation")}
 
+    def prepare_output_dir(self) -> Path:
+        """Create output_dir (main process), refusing to silently restart or clobber an earlier run."""
+        out = Path(self.cfg.output_dir).expanduser()
+        checkpoints = out / CHECKPOINTS
+        if self.state.is_main_process:
+            interrupted = (checkpoints / ckpt.RUN_CONFIG).is_file()  # removed when a run finishes
+            if self.cfg.resume and not interrupted:
+                raise FinetextError(
+                    f"{out} holds a finished model: there is nothing to resume." if (out / MANIFEST).exists()
+                    else f"no interrupted run to resume in {out}.", "Run without --resume to start training.")
+            if not self.cfg.resume:
+                if interrupted and not self.cfg.overwrite_output_dir:
+                    raise FinetextError(f"{out} holds the checkpoints of an interrupted run.",
+                                        "Pass --resume to continue it, or --overwrite-output-dir to start over.")
+                shutil.rmtree(checkpoints, ignore_errors=True)
+                prepare_output_dir(self.cfg)
+        self.state.wait_for_everyone()
+        return out
+
+    def check_resume(self) -> Path:
+        """The checkpoint to continue from, after checking it was made with the same settings."""
+        checkpoints = self.out / CHECKPOINTS
+        found = (ckpt.latest_checkpoint(checkpoints) if self.cfg.training.engine == "native"
+                 else latest_trainer_checkpoint(checkpoints))
+        if found is None or not (checkpoints / ckpt.RUN_CONFIG).is_file():
+            raise FinetextError(f"no checkpoint to resume in {checkpoints}.",
+                                "Run without --resume to start training.")
+        saved = yaml.safe_load((checkpoints / ckpt.RUN_CONFIG).read_text(encoding="utf-8"))
+        changed = _differences(saved, self.cfg.to_dict())
+        if changed:
+            raise FinetextError(f"the checkpoint was made with other settings ({'; '.join(changed)}).",
+                                "Resume with the original settings, or start over with --overwrite-output-dir.")
+        if self.state.is_main_process:
+            ckpt.remove_partial(checkpoints)
+        return found
+
+    def save_run_config(self) -> None:
+        """What a resumed run must match, written before the first checkpoint."""
+        if self.state.is_main_process and not self.cfg.resume:
+            path = self.out / CHECKPOINTS / ckpt.RUN_CONFIG
+            write_text_atomic(path, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        self.state.wait_for_everyone()
+
     def train(self) -> FitResult:
+        self.save_run_config()
         started = time.perf_counter()
-        self.fit = fit_with_trainer(
+        engine = fit_native if self.cfg.training.engine == "native" else fit_with_trainer
+        self.fit = engine(
             self.model, self.tokenizer, self.encoded["train"], self.encoded["validation"], self.cfg.training,
-            self.out / CHECKPOINTS, len(self.data.label_names), self.cfg.quiet,
+            self.out / CHECKPOINTS, len(self.data.label_names), self.cfg.quiet, self.resume_from,
         )
+        self.fit.stats.update(self.throughput(self.fit.stats))
         self.fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return self.fit
+
+    def throughput(self, stats: dict) -> dict:
+        """Examples and real (non-padding) tokens per second of training, the same way for both engines."""
+        train = self.encoded["train"]
+        tokens = sum(sum(mask) for mask in train["attention_mask"])
+        seconds = max(stats["train_runtime_s"], 1e-9)
+        return {"engine": self.cfg.training.engine,
+                "train_samples_per_second": round(len(train) * stats["epochs_completed"] / seconds, 2),
+                "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
 
     def evaluate(self) -> dict:
         """Final validation report of the kept model, and the test split once, when it has labels."""
@@ -119,10 +190,36 @@ class TrainingRun:
     def run(self) -> TrainResult:
         self.setup()
         self.train()
-        self.evaluate()
-        result = self.save()
-        self.cleanup()
+        result = TrainResult(self.out, {})
+        if self.state.is_main_process:
+            self.evaluate()
+            result = self.save()
+            self.cleanup()
+        self.state.wait_for_everyone()
         return result
+
+
+def saved_run_config(cfg: TrainConfig) -> TrainConfig:
+    """`--resume --output-dir DIR` alone: the settings come from DIR's checkpoints."""
+    path = Path(cfg.output_dir).expanduser() / CHECKPOINTS / ckpt.RUN_CONFIG
+    if not path.is_file():
+        raise FinetextError(f"no interrupted run to resume in {cfg.output_dir} ({path} missing).",
+                            "Pass the --output-dir of the interrupted run, or run without --resume.")
+    values = flatten(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return config_from_flat({**values, "resume": True, "overwrite_output_dir": False, "quiet": cfg.quiet,
+                             "output_dir": cfg.output_dir})
+
+
+IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "dataloader_num_workers"}
+
+
+def _differences(saved: dict, current: dict) -> list[str]:
+    changed = []
+    for key, value in flatten(current).items():
+        before = flatten(saved).get(key)
+        if key not in IGNORED_ON_RESUME and before != value:
+            changed.append(f"{key}: {before} -> {value}")
+    return changed
 
 
 def _parameter_counts(model) -> dict[str, int]:

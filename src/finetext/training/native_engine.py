@@ -1,0 +1,302 @@
+"""The native engine: one readable training loop on Accelerate.
+
+It is the loop the PyTorch tutorials teach (DataLoader, AdamW, warm-up + linear schedule, tqdm,
+train()/eval()), with what a real run needs: Accelerate for devices, mixed precision, gradient
+accumulation and data parallelism; evaluation each epoch or every N steps; best-model selection and early
+stopping; and checkpoints from which a killed run resumes exactly (see checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding, PreTrainedModel, get_scheduler
+
+from finetext.config import TrainingConfig
+from finetext.errors import FinetextError
+from finetext.evaluation.metrics import classification_metrics
+from finetext.training import checkpoint as ckpt
+from finetext.training.batching import LengthGroupedBatches, sorted_batches
+from finetext.training.trainer_engine import FitResult
+
+log = logging.getLogger("finetext")
+
+MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+@dataclass
+class Progress:
+    """Where training stands. Saved in every checkpoint; identical on every process (losses are averaged
+    across processes as they are recorded), so the main process's copy is the run's."""
+
+    epoch: int = 0
+    """Index of the epoch in progress."""
+    batches_done: int = 0
+    """Batches of that epoch already trained on, per process (the data position to skip to on resume)."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    """Training loss since the last evaluation."""
+    total_loss_sum: float = 0.0
+    total_loss_count: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    evals_without_improvement: int = 0
+    last_eval_step: int = -1
+    train_seconds: float = 0.0
+    """Training time of all sessions of this run, resumed ones included."""
+    num_processes: int = 1
+
+
+def accelerator_for(cfg: TrainingConfig) -> Accelerator:
+    # rng_types=[]: batch order comes from our seeded sampler, so no generator needs syncing; each process
+    # keeps its own torch RNG (dropout), which checkpoints save per process.
+    return Accelerator(mixed_precision=MIXED_PRECISION[cfg.precision],
+                       gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                       cpu=not torch.cuda.is_available(), rng_types=[])
+
+
+def adamw(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and LayerNorm weights (the 1-d parameters), as the Trainer."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)  # the Trainer's default, too
+    except RuntimeError:
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+
+
+class NativeEngine:
+    """setup() builds loaders, optimizer and schedule (and restores a checkpoint); fit() trains."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
+                 cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+                 resume_from: Path | None = None):
+        self.cfg, self.checkpoint_dir, self.num_labels = cfg, checkpoint_dir, num_labels
+        self.accelerator = accelerator_for(cfg)
+        self.quiet = quiet or not self.accelerator.is_main_process
+        self.resume_from = resume_from
+        self.setup(model, tokenizer, train, validation)
+
+    def setup(self, model, tokenizer, train, validation) -> None:
+        cfg, acc = self.cfg, self.accelerator
+        collate = DataCollatorWithPadding(tokenizer)
+        self.sampler = LengthGroupedBatches([len(ids) for ids in train["input_ids"]], cfg.batch_size, cfg.seed,
+                                            cfg.group_by_length)
+        # Each new DataLoader iterator draws a seed from its generator: a private one keeps those draws out
+        # of the global RNG that dropout uses, or a resumed run's dropout masks would shift by one draw.
+        train_loader = DataLoader(train, batch_sampler=self.sampler, collate_fn=collate,
+                                  num_workers=cfg.dataloader_num_workers, generator=torch.Generator())
+        # Row numbers travel with the evaluation batches, so gathering can keep every row exactly once.
+        validation = validation.add_column("row", list(range(len(validation))))
+        eval_loader = DataLoader(validation, collate_fn=collate, num_workers=cfg.dataloader_num_workers,
+                                 generator=torch.Generator(),
+                                 batch_sampler=sorted_batches([len(i) for i in validation["input_ids"]],
+                                                              cfg.eval_batch_size))
+        optimizer = adamw(model, cfg)
+        self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
+            model, optimizer, train_loader, eval_loader)
+        self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.gradient_accumulation_steps)
+        self.max_steps = math.ceil(cfg.epochs * self.updates_per_epoch)
+        warmup = math.ceil(cfg.warmup * self.max_steps) if cfg.warmup_is_ratio() else int(cfg.warmup)
+        # Stepped by hand once per optimizer step (Accelerate's wrapper would step it once per process).
+        self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup,
+                                       num_training_steps=self.max_steps)
+        self.progress = Progress(num_processes=acc.num_processes)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def fit(self) -> FitResult:
+        if self.resume_from is not None:
+            self.restore(self.resume_from)
+        p, cfg = self.progress, self.cfg
+        bar = tqdm(total=self.max_steps, initial=p.global_step, desc="train", disable=self.quiet, dynamic_ncols=True)
+        started = time.perf_counter()
+        self.model.train()
+        stop = p.global_step >= self.max_steps
+        while not stop and p.epoch < math.ceil(cfg.epochs):
+            stop = self.train_epoch(bar, started)
+            if p.batches_done >= len(self.train_loader):
+                p.epoch, p.batches_done = p.epoch + 1, 0
+            if cfg.eval_strategy == "epoch" and p.last_eval_step != p.global_step:
+                stop = self.evaluate_and_checkpoint(started) or stop
+        if p.last_eval_step != p.global_step:  # the last model is always scored
+            self.evaluate_and_checkpoint(started)
+        bar.close()
+        return self.result(p.train_seconds + time.perf_counter() - started)
+
+    def train_epoch(self, bar: tqdm, started: float) -> bool:
+        """Train until the epoch ends (False) or the run must stop: step budget or early stopping (True)."""
+        p, cfg, acc = self.progress, self.cfg, self.accelerator
+        self.sampler.select_epoch(p.epoch)
+        loader = acc.skip_first_batches(self.train_loader, p.batches_done) if p.batches_done else self.train_loader
+        window: list[float] = []
+        for batch in loader:
+            with acc.accumulate(self.model):
+                loss = self.model(**batch).loss
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm:
+                    acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            p.batches_done += 1
+            self.record_loss(acc.reduce(loss.detach().float(), "mean").item(), window)
+            if not acc.sync_gradients:
+                continue
+            self.scheduler.step()
+            p.global_step += 1
+            bar.update(1)
+            if p.global_step % cfg.logging_steps == 0:
+                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                window.clear()
+            if p.global_step >= self.max_steps:
+                return True
+            if cfg.eval_strategy == "steps" and p.global_step % cfg.eval_steps == 0:
+                if self.evaluate_and_checkpoint(started):
+                    return True
+            elif cfg.save_steps and p.global_step % cfg.save_steps == 0:
+                self.save_checkpoint(started)
+        return False
+
+    def record_loss(self, loss: float, window: list[float]) -> None:
+        p = self.progress
+        p.loss_sum += loss
+        p.loss_count += 1
+        p.total_loss_sum += loss
+        p.total_loss_count += 1
+        window.append(loss)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss and metrics over every example exactly once, gathered from all processes."""
+        acc = self.accelerator
+        self.model.eval()
+        parts: list[tuple[torch.Tensor, ...]] = []
+        with torch.no_grad():
+            for batch in self.eval_loader:
+                labels, rows = batch.pop("labels"), batch.pop("row")
+                logits = self.model(**batch).logits.float()
+                # Processes may hold batches of different sizes, and Accelerate repeats rows so that each
+                # has as many batches: pad to one size, gather, then keep each row number once.
+                padded = [acc.pad_across_processes(t, dim=0, pad_index=-1) for t in (logits, labels, rows)]
+                parts.append(tuple(t.cpu() for t in acc.gather(padded)))
+        self.model.train()
+        logits, labels, rows = (torch.cat(column) for column in zip(*parts, strict=True))
+        _, first = np.unique(rows.numpy(), return_index=True)
+        keep = torch.as_tensor(first[rows.numpy()[first] >= 0])
+        logits, labels = logits[keep], labels[keep]
+        metrics = {"loss": F.cross_entropy(logits, labels).item(),
+                   **classification_metrics(labels.numpy(), logits.argmax(-1).numpy(), self.num_labels)}
+        return {**{k: round(v, 5) for k, v in metrics.items()}, "num_examples": len(labels)}
+
+    def evaluate_and_checkpoint(self, started: float) -> bool:
+        """Score the model, update best and patience, checkpoint; True when early stopping says stop."""
+        p, cfg = self.progress, self.cfg
+        validation = self.evaluate()
+        entry = {"epoch": round(p.global_step / self.updates_per_epoch, 3), "step": p.global_step,
+                 "train_loss": round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
+                 "validation": validation}
+        p.history.append(entry)
+        p.loss_sum, p.loss_count, p.last_eval_step = 0.0, 0, p.global_step
+        log.info("epoch %.2f step %d: %s", entry["epoch"], p.global_step,
+                 "  ".join(f"{k} {v:.4f}" for k, v in validation.items() if k != "num_examples"))
+        metric = cfg.metric_for_best_model
+        if p.best is None or _better(validation[metric], p.best["validation"][metric], metric):
+            p.best, p.evals_without_improvement = entry, 0
+            if cfg.load_best_model_at_end:
+                self.save_best()
+        else:
+            p.evals_without_improvement += 1
+        self.save_checkpoint(started)
+        patience = cfg.early_stopping_patience
+        if patience and p.evals_without_improvement >= patience:
+            log.info("early stopping: no better %s in %d evaluations", metric, patience)
+            return True
+        return False
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self, started: float) -> None:
+        acc, p = self.accelerator, self.progress
+        folder = self.checkpoint_dir / f"step-{p.global_step}"
+        tmp = self.checkpoint_dir / f".tmp-step-{p.global_step}"
+        saved = dataclasses.replace(p, train_seconds=p.train_seconds + time.perf_counter() - started)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        ckpt.save_rng(tmp, acc.process_index)  # every process: its own dropout RNG
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            ckpt.save_training_state(tmp, acc.unwrap_model(self.model), self.optimizer, self.scheduler,
+                                     dataclasses.asdict(saved))
+            ckpt.publish(tmp, folder)
+            ckpt.prune(self.checkpoint_dir, self.cfg.save_total_limit)
+        acc.wait_for_everyone()
+
+    def save_best(self) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            tmp = self.checkpoint_dir / ".tmp-best"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            ckpt.save_weights(acc.unwrap_model(self.model), tmp / "model.safetensors")
+            ckpt.publish(tmp, self.checkpoint_dir / ckpt.BEST)
+        acc.wait_for_everyone()
+
+    def restore(self, folder: Path) -> None:
+        acc = self.accelerator
+        saved = ckpt.load_training_state(folder, acc.unwrap_model(self.model), self.optimizer, self.scheduler)
+        if saved["num_processes"] != acc.num_processes:
+            raise FinetextError(
+                f"the checkpoint was written by {saved['num_processes']} process(es), this run has "
+                f"{acc.num_processes}.", f"Resume with the same number of processes ({saved['num_processes']}).")
+        self.progress = Progress(**saved)
+        ckpt.load_rng(folder, acc.process_index)  # last: nothing may draw random numbers after this
+        log.info("resumed from %s (epoch %d, step %d)", folder, self.progress.epoch, self.progress.global_step)
+
+    def result(self, train_seconds: float) -> FitResult:
+        p, acc, cfg = self.progress, self.accelerator, self.cfg
+        model = acc.unwrap_model(self.model)
+        best = p.best if cfg.load_best_model_at_end else (p.history[-1] if p.history else None)
+        if cfg.load_best_model_at_end and (self.checkpoint_dir / ckpt.BEST).is_dir():
+            ckpt.load_weights(model, self.checkpoint_dir / ckpt.BEST / "model.safetensors")
+        stats = {
+            "train_runtime_s": round(train_seconds, 2),
+            "train_loss": round(p.total_loss_sum / max(1, p.total_loss_count), 5),
+            "global_steps": p.global_step,
+            "epochs_completed": round(p.global_step / self.updates_per_epoch, 3),
+            "num_processes": acc.num_processes,
+        }
+        return FitResult(model, p.history, best, stats)
+
+
+def _better(value: float, best: float, metric: str) -> bool:
+    return value < best if metric == "loss" else value > best
+
+
+def fit_native(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
+               cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+               resume_from: Path | None = None) -> FitResult:
+    engine = NativeEngine(model, tokenizer, train, validation, cfg, checkpoint_dir, num_labels, quiet, resume_from)
+    return engine.fit()
