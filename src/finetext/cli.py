@@ -112,7 +112,14 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)
     main_process = int(os.environ.get("RANK", "0")) == 0  # set by accelerate launch and torchrun
     setup_logging(cfg.quiet or not main_process)
-    result = TrainingRun(cfg).run()
+    try:
+        result = TrainingRun(cfg).run()
+    except KeyboardInterrupt:
+        if (Path(cfg.output_dir) / "checkpoints" / "run.yaml").is_file():
+            print(f"interrupted: continue with `finetext train --resume --output-dir {cfg.output_dir}`.",
+                  file=sys.stderr)
+            return 130
+        raise
     if not result.metrics:  # another process of a multi-process run: the main one reports
         return 0
     print(summary_line(result.metrics))

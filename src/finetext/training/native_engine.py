@@ -20,7 +20,7 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel, get_scheduler
@@ -91,6 +91,10 @@ class NativeEngine:
                  resume_from: Path | None = None):
         self.cfg, self.checkpoint_dir, self.num_labels = cfg, checkpoint_dir, num_labels
         self.accelerator = accelerator_for(cfg)
+        if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            raise FinetextError(f"the native engine does not support {self.accelerator.distributed_type.value}: "
+                                "its checkpoints need the whole model in each process.",
+                                "Launch without FSDP/DeepSpeed (data parallel), or use --engine trainer.")
         self.quiet = quiet or not self.accelerator.is_main_process
         self.resume_from = resume_from
         self.setup(model, tokenizer, train, validation)
@@ -219,13 +223,12 @@ class NativeEngine:
         log.info("epoch %.2f step %d: %s", entry["epoch"], p.global_step,
                  "  ".join(f"{k} {v:.4f}" for k, v in validation.items() if k != "num_examples"))
         metric = cfg.metric_for_best_model
-        if p.best is None or _better(validation[metric], p.best["validation"][metric], metric):
+        improved = p.best is None or _better(validation[metric], p.best["validation"][metric], metric)
+        if improved:
             p.best, p.evals_without_improvement = entry, 0
-            if cfg.load_best_model_at_end:
-                self.save_best()
         else:
             p.evals_without_improvement += 1
-        self.save_checkpoint(started)
+        self.save_checkpoint(started, best=improved and cfg.load_best_model_at_end)
         patience = cfg.early_stopping_patience
         if patience and p.evals_without_improvement >= patience:
             log.info("early stopping: no better %s in %d evaluations", metric, patience)
@@ -234,9 +237,11 @@ class NativeEngine:
 
     # ------------------------------------------------------------------------------------------------------
 
-    def save_checkpoint(self, started: float) -> None:
+    def save_checkpoint(self, started: float, best: bool = False) -> None:
+        """Write step-N (all processes' RNG, the main process the rest); with best, also publish its weights
+        as checkpoints/best, before step-N: if a kill falls in between, the resumed run replays to step N,
+        finds the same improvement and publishes both again."""
         acc, p = self.accelerator, self.progress
-        folder = self.checkpoint_dir / f"step-{p.global_step}"
         tmp = self.checkpoint_dir / f".tmp-step-{p.global_step}"
         saved = dataclasses.replace(p, train_seconds=p.train_seconds + time.perf_counter() - started)
         acc.wait_for_everyone()
@@ -249,19 +254,10 @@ class NativeEngine:
         if acc.is_main_process:
             ckpt.save_training_state(tmp, acc.unwrap_model(self.model), self.optimizer, self.scheduler,
                                      dataclasses.asdict(saved))
-            ckpt.publish(tmp, folder)
+            if best:
+                ckpt.publish_best(tmp, self.checkpoint_dir)
+            ckpt.publish(tmp, self.checkpoint_dir / f"step-{p.global_step}")
             ckpt.prune(self.checkpoint_dir, self.cfg.save_total_limit)
-        acc.wait_for_everyone()
-
-    def save_best(self) -> None:
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            tmp = self.checkpoint_dir / ".tmp-best"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            ckpt.save_weights(acc.unwrap_model(self.model), tmp / "model.safetensors")
-            ckpt.publish(tmp, self.checkpoint_dir / ckpt.BEST)
         acc.wait_for_everyone()
 
     def restore(self, folder: Path) -> None:
@@ -280,7 +276,7 @@ class NativeEngine:
         model = acc.unwrap_model(self.model)
         best = p.best if cfg.load_best_model_at_end else (p.history[-1] if p.history else None)
         if cfg.load_best_model_at_end and (self.checkpoint_dir / ckpt.BEST).is_dir():
-            ckpt.load_weights(model, self.checkpoint_dir / ckpt.BEST / "model.safetensors")
+            ckpt.load_weights(model, self.checkpoint_dir / ckpt.BEST / ckpt.WEIGHTS)
         stats = {
             "train_runtime_s": round(train_seconds, 2),
             "train_loss": round(p.total_loss_sum / max(1, p.total_loss_count), 5),

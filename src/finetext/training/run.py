@@ -112,8 +112,8 @@ class TrainingRun:
         found = (ckpt.latest_checkpoint(checkpoints) if self.cfg.training.engine == "native"
                  else latest_trainer_checkpoint(checkpoints))
         if found is None or not (checkpoints / ckpt.RUN_CONFIG).is_file():
-            raise FinetextError(f"no checkpoint to resume in {checkpoints}.",
-                                "Run without --resume to start training.")
+            raise FinetextError(f"the interrupted run in {self.out} stopped before its first checkpoint.",
+                                "Start it over with --overwrite-output-dir instead of --resume.")
         saved = yaml.safe_load((checkpoints / ckpt.RUN_CONFIG).read_text(encoding="utf-8"))
         changed = _differences(saved, self.cfg.to_dict())
         if changed:
