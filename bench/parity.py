@@ -35,8 +35,8 @@ def main() -> None:
             f1s[engine].append(100 * val["f1"])
             rows.append(f"| {engine} | {seed} | {100 * val['f1']:.2f} | {100 * val['accuracy']:.2f} | "
                         f"{train['train_runtime_s']:.0f} | {train['train_samples_per_second']:.1f} |")
-            print("\n".join(rows), flush=True)
-    print()
+            print(rows[-1], flush=True)
+    print("\n" + "\n".join(rows) + "\n")
     for engine, values in f1s.items():
         spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
         print(f"{engine}: mean validation F1 {statistics.mean(values):.2f}{spread} over seeds {args.seeds}")

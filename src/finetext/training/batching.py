@@ -19,9 +19,10 @@ class LengthGroupedBatches(Sampler[list[int]]):
     """Shuffled batches of examples of similar length.
 
     Each epoch: shuffle all examples, cut them into mega-batches of 50 batches, sort each mega-batch by
-    length and split it into batches, then shuffle the order of all batches. Sorting only within a random
-    mega-batch keeps batches random while padding stays small; shuffling the batch order keeps long and
-    short batches spread over the epoch. Without grouping, the batches are plain shuffled slices.
+    length and split it into batches, then shuffle the order of all batches (the longest one first).
+    Sorting only within a random mega-batch keeps batches random while padding stays small; shuffling the
+    batch order keeps long and short batches spread over the epoch. Without grouping, the batches are plain
+    shuffled slices.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True):
@@ -47,7 +48,12 @@ class LengthGroupedBatches(Sampler[list[int]]):
             mega = order[start:start + span]
             mega = mega[np.argsort(-self.lengths[mega], kind="stable")]
             batches += [mega[i:i + self.batch_size].tolist() for i in range(0, len(mega), self.batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # The longest batch goes first, as in transformers: memory peaks at once (an out-of-memory error
+        # comes in the first step, not an hour in) and later, smaller batches reuse the freed blocks.
+        longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b]].max())
+        batches[0], batches[longest] = batches[longest], batches[0]
+        return batches
 
     def __iter__(self):
         yield from self.batches()
