@@ -194,7 +194,7 @@ class NativeEngine:
         acc = self.accelerator
         self.model.eval()
         parts: list[tuple[torch.Tensor, ...]] = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for batch in self.eval_loader:
                 labels, rows = batch.pop("labels"), batch.pop("row")
                 logits = self.model(**batch).logits.float()
