@@ -19,10 +19,11 @@ from finetext.training import checkpoint as ckpt
 STEPS_PER_EPOCH = 150  # 1,200 pairs / batch 8
 
 
-def run_args(tiny_model: str, out: Path) -> list[str]:
-    return ["train", "--dataset", "glue/mrpc", "--model", tiny_model, "--engine", "native", "--output-dir", str(out),
-            "--train-samples", "1200", "--eval-samples", "100", "--test-samples", "100", "--epochs", "2",
-            "--batch-size", "8", "--max-length", "64", "--learning-rate", "1e-3", "--save-steps", "7", "--quiet"]
+def run_args(tiny_model: str, out: Path, engine: str = "native", train_samples: int = 1200) -> list[str]:
+    argv = ["train", "--dataset", "glue/mrpc", "--model", tiny_model, "--engine", engine, "--output-dir", str(out),
+            "--train-samples", str(train_samples), "--eval-samples", "100", "--test-samples", "100",
+            "--epochs", "2", "--batch-size", "8", "--max-length", "64", "--learning-rate", "1e-3", "--quiet"]
+    return [*argv, "--save-steps", "7"] if engine == "native" else argv
 
 
 def kill_after(argv: list[str], sentinel: Path) -> None:
@@ -98,16 +99,14 @@ def test_optimizer_and_rng_state_round_trip_without_pickle(tmp_path):
 
 
 def test_trainer_engine_resumes_to_the_same_metrics(tiny_model, tmp_path):
-    argv = run_args(tiny_model, tmp_path / "killed")
-    argv = [a for a in argv if a not in ("--save-steps", "7")]
-    argv[argv.index("native")] = "trainer"
-    argv[argv.index("1200")] = "600"  # 75 steps per epoch; the Trainer checkpoints after each evaluation
     killed = tmp_path / "killed"
-    kill_after(argv, killed / "checkpoints" / "checkpoint-75" / "trainer_state.json")
+    # 600 pairs: 75 steps per epoch; the Trainer checkpoints after each evaluation.
+    kill_after(run_args(tiny_model, killed, "trainer", 600),
+               killed / "checkpoints" / "checkpoint-75" / "trainer_state.json")
     assert not (killed / "finetext.yaml").exists()
     assert main(["train", "--resume", "--output-dir", str(killed), "--quiet"]) == 0
     reference = tmp_path / "reference"
-    assert main([*argv[:argv.index("--output-dir") + 1], str(reference), *argv[argv.index("--output-dir") + 2:]]) == 0
+    assert main(run_args(tiny_model, reference, "trainer", 600)) == 0
     resumed_metrics, reference_metrics = (json.loads((d / "metrics.json").read_text()) for d in (killed, reference))
     for key in ("final", "test"):
         assert resumed_metrics[key] == reference_metrics[key], key

@@ -115,7 +115,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         result = TrainingRun(cfg).run()
     except KeyboardInterrupt:
-        if (Path(cfg.output_dir) / "checkpoints" / "run.yaml").is_file():
+        from finetext.artifacts import CHECKPOINTS
+        from finetext.training.checkpoint import RUN_CONFIG
+
+        if (Path(cfg.output_dir) / CHECKPOINTS / RUN_CONFIG).is_file():
             print(f"interrupted: continue with `finetext train --resume --output-dir {cfg.output_dir}`.",
                   file=sys.stderr)
             return 130

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from finetext.artifacts import write_json_atomic
 from finetext.errors import FinetextError
 
-STATE = "state.json"  # written last: a step-N directory with state.json is complete
+STATE = "state.json"  # every complete checkpoint has one (a damaged or foreign step-N folder is skipped)
 BEST = "best"
 WEIGHTS = "model.safetensors"
 RUN_CONFIG = "run.yaml"
@@ -153,11 +152,13 @@ def load_rng(folder: Path, rank: int) -> None:
 
 
 def save_training_state(folder: Path, model: torch.nn.Module, optimizer, scheduler, progress: dict) -> None:
-    """Main process only: weights, optimizer tensors, then state.json (last, it marks completeness)."""
+    """Main process only: weights, optimizer tensors and state.json into a folder not yet published."""
     save_weights(model, folder / WEIGHTS)
     tensors, rest = optimizer_parts(optimizer.state_dict())
     save_file(tensors, str(folder / "optimizer.safetensors"))
-    write_json_atomic(folder / STATE, {"progress": progress, "optimizer": rest, "scheduler": scheduler.state_dict()})
+    # A plain write: the folder is renamed into place only when complete, which is what makes it atomic.
+    (folder / STATE).write_text(json.dumps({"progress": progress, "optimizer": rest,
+                                            "scheduler": scheduler.state_dict()}), encoding="utf-8")
 
 
 def load_training_state(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> dict:

@@ -30,7 +30,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation.metrics import classification_metrics
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
-from finetext.training.trainer_engine import FitResult
+from finetext.training.fit import FitResult, best_entry, is_better, kept_entry
 
 log = logging.getLogger("finetext")
 
@@ -40,7 +40,7 @@ MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 @dataclass
 class Progress:
     """Where training stands. Saved in every checkpoint; identical on every process (losses are averaged
-    across processes as they are recorded), so the main process's copy is the run's."""
+    across processes before they are added), so the main process's copy is the run's."""
 
     epoch: int = 0
     """Index of the epoch in progress."""
@@ -50,16 +50,18 @@ class Progress:
     """Optimizer steps taken."""
     loss_sum: float = 0.0
     loss_count: int = 0
-    """Training loss since the last evaluation."""
+    """Training loss since the last evaluation: the sum of batch losses (averaged over processes), and
+    the number of batches."""
     total_loss_sum: float = 0.0
     total_loss_count: int = 0
     history: list[dict] = field(default_factory=list)
-    best: dict | None = None
-    evals_without_improvement: int = 0
-    last_eval_step: int = -1
+    """One entry per evaluation; the best entry and the patience count are derived from it."""
     train_seconds: float = 0.0
     """Training time of all sessions of this run, resumed ones included."""
     num_processes: int = 1
+
+    def last_eval_step(self) -> int:
+        return self.history[-1]["step"] if self.history else -1
 
 
 def accelerator_for(cfg: TrainingConfig) -> Accelerator:
@@ -124,6 +126,10 @@ class NativeEngine:
         self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup,
                                        num_training_steps=self.max_steps)
         self.progress = Progress(num_processes=acc.num_processes)
+        # This process's batch losses since the last sync, kept on the device: no per-batch .item() or
+        # all-reduce; sync_losses() folds them into the progress when an evaluation or checkpoint needs it.
+        self.pending_loss = torch.zeros((), dtype=torch.float64, device=acc.device)
+        self.pending_batches = 0
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -139,9 +145,9 @@ class NativeEngine:
             stop = self.train_epoch(bar, started)
             if p.batches_done >= len(self.train_loader):
                 p.epoch, p.batches_done = p.epoch + 1, 0
-            if cfg.eval_strategy == "epoch" and p.last_eval_step != p.global_step:
+            if cfg.eval_strategy == "epoch" and p.last_eval_step() != p.global_step:
                 stop = self.evaluate_and_checkpoint(started) or stop
-        if p.last_eval_step != p.global_step:  # the last model is always scored
+        if p.last_eval_step() != p.global_step:  # the last model is always scored
             self.evaluate_and_checkpoint(started)
         bar.close()
         return self.result(p.train_seconds + time.perf_counter() - started)
@@ -151,7 +157,6 @@ class NativeEngine:
         p, cfg, acc = self.progress, self.cfg, self.accelerator
         self.sampler.select_epoch(p.epoch)
         loader = acc.skip_first_batches(self.train_loader, p.batches_done) if p.batches_done else self.train_loader
-        window: list[float] = []
         for batch in loader:
             with acc.accumulate(self.model):
                 loss = self.model(**batch).loss
@@ -161,15 +166,16 @@ class NativeEngine:
                 self.optimizer.step()
                 self.optimizer.zero_grad()
             p.batches_done += 1
-            self.record_loss(acc.reduce(loss.detach().float(), "mean").item(), window)
+            self.pending_loss += loss.detach()
+            self.pending_batches += 1
             if not acc.sync_gradients:
                 continue
             self.scheduler.step()
             p.global_step += 1
             bar.update(1)
-            if p.global_step % cfg.logging_steps == 0:
-                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
-                window.clear()
+            if p.global_step % cfg.logging_steps == 0:  # this process's mean loss since the last sync
+                bar.set_postfix(loss=f"{self.pending_loss.item() / self.pending_batches:.4f}",
+                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             if p.global_step >= self.max_steps:
                 return True
             if cfg.eval_strategy == "steps" and p.global_step % cfg.eval_steps == 0:
@@ -179,13 +185,20 @@ class NativeEngine:
                 self.save_checkpoint(started)
         return False
 
-    def record_loss(self, loss: float, window: list[float]) -> None:
+    def sync_losses(self) -> None:
+        """Add the pending batch losses, averaged over processes (one all-reduce), to the progress.
+
+        Every process calls it at the same points (the batch counts are equal), as a collective must."""
+        if not self.pending_batches:
+            return
         p = self.progress
-        p.loss_sum += loss
-        p.loss_count += 1
-        p.total_loss_sum += loss
-        p.total_loss_count += 1
-        window.append(loss)
+        mean_sum = self.accelerator.reduce(self.pending_loss, "mean").item()
+        p.loss_sum += mean_sum
+        p.total_loss_sum += mean_sum
+        p.loss_count += self.pending_batches
+        p.total_loss_count += self.pending_batches
+        self.pending_loss.zero_()
+        self.pending_batches = 0
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -212,26 +225,25 @@ class NativeEngine:
         return {**{k: round(v, 5) for k, v in metrics.items()}, "num_examples": len(labels)}
 
     def evaluate_and_checkpoint(self, started: float) -> bool:
-        """Score the model, update best and patience, checkpoint; True when early stopping says stop."""
-        p, cfg = self.progress, self.cfg
+        """Score the model, record it, checkpoint; True when early stopping says stop."""
+        p, cfg, metric = self.progress, self.cfg, self.cfg.metric_for_best_model
+        self.sync_losses()
         validation = self.evaluate()
+        previous_best = best_entry(p.history, metric)
         entry = {"epoch": round(p.global_step / self.updates_per_epoch, 3), "step": p.global_step,
                  "train_loss": round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
                  "validation": validation}
         p.history.append(entry)
-        p.loss_sum, p.loss_count, p.last_eval_step = 0.0, 0, p.global_step
+        p.loss_sum, p.loss_count = 0.0, 0
         log.info("epoch %.2f step %d: %s", entry["epoch"], p.global_step,
                  "  ".join(f"{k} {v:.4f}" for k, v in validation.items() if k != "num_examples"))
-        metric = cfg.metric_for_best_model
-        improved = p.best is None or _better(validation[metric], p.best["validation"][metric], metric)
-        if improved:
-            p.best, p.evals_without_improvement = entry, 0
-        else:
-            p.evals_without_improvement += 1
+        improved = previous_best is None or is_better(validation[metric], previous_best["validation"][metric],
+                                                      metric)
         self.save_checkpoint(started, best=improved and cfg.load_best_model_at_end)
-        patience = cfg.early_stopping_patience
-        if patience and p.evals_without_improvement >= patience:
-            log.info("early stopping: no better %s in %d evaluations", metric, patience)
+        best_step = best_entry(p.history, metric)["step"]
+        since_best = sum(h["step"] > best_step for h in p.history)
+        if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
+            log.info("early stopping: no better %s in %d evaluations", metric, since_best)
             return True
         return False
 
@@ -242,6 +254,7 @@ class NativeEngine:
         as checkpoints/best, before step-N: if a kill falls in between, the resumed run replays to step N,
         finds the same improvement and publishes both again."""
         acc, p = self.accelerator, self.progress
+        self.sync_losses()
         tmp = self.checkpoint_dir / f".tmp-step-{p.global_step}"
         saved = dataclasses.replace(p, train_seconds=p.train_seconds + time.perf_counter() - started)
         acc.wait_for_everyone()
@@ -272,9 +285,9 @@ class NativeEngine:
         log.info("resumed from %s (epoch %d, step %d)", folder, self.progress.epoch, self.progress.global_step)
 
     def result(self, train_seconds: float) -> FitResult:
+        self.sync_losses()
         p, acc, cfg = self.progress, self.accelerator, self.cfg
         model = acc.unwrap_model(self.model)
-        best = p.best if cfg.load_best_model_at_end else (p.history[-1] if p.history else None)
         if cfg.load_best_model_at_end and (self.checkpoint_dir / ckpt.BEST).is_dir():
             ckpt.load_weights(model, self.checkpoint_dir / ckpt.BEST / ckpt.WEIGHTS)
         stats = {
@@ -284,11 +297,8 @@ class NativeEngine:
             "epochs_completed": round(p.global_step / self.updates_per_epoch, 3),
             "num_processes": acc.num_processes,
         }
+        best = kept_entry(p.history, cfg.metric_for_best_model, cfg.load_best_model_at_end)
         return FitResult(model, p.history, best, stats)
-
-
-def _better(value: float, best: float, metric: str) -> bool:
-    return value < best if metric == "loss" else value > best
 
 
 def fit_native(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,

@@ -28,8 +28,9 @@ from finetext.evaluation.model_card import model_card
 from finetext.inference.predict import Classifier
 from finetext.models.pretrained import load_classifier, load_tokenizer, resolve_model_path
 from finetext.training import checkpoint as ckpt
+from finetext.training.fit import FitResult
 from finetext.training.native_engine import fit_native
-from finetext.training.trainer_engine import FitResult, fit_with_trainer, latest_trainer_checkpoint
+from finetext.training.trainer_engine import fit_with_trainer, latest_trainer_checkpoint
 
 log = logging.getLogger("finetext")
 
@@ -111,7 +112,7 @@ class TrainingRun:
         checkpoints = self.out / CHECKPOINTS
         found = (ckpt.latest_checkpoint(checkpoints) if self.cfg.training.engine == "native"
                  else latest_trainer_checkpoint(checkpoints))
-        if found is None or not (checkpoints / ckpt.RUN_CONFIG).is_file():
+        if found is None:  # prepare_output_dir has checked that run.yaml, the mark of an interrupted run, exists
             raise FinetextError(f"the interrupted run in {self.out} stopped before its first checkpoint.",
                                 "Start it over with --overwrite-output-dir instead of --resume.")
         saved = yaml.safe_load((checkpoints / ckpt.RUN_CONFIG).read_text(encoding="utf-8"))
@@ -214,12 +215,9 @@ IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "d
 
 
 def _differences(saved: dict, current: dict) -> list[str]:
-    changed = []
-    for key, value in flatten(current).items():
-        before = flatten(saved).get(key)
-        if key not in IGNORED_ON_RESUME and before != value:
-            changed.append(f"{key}: {before} -> {value}")
-    return changed
+    before = flatten(saved)
+    return [f"{key}: {before.get(key)} -> {value}" for key, value in flatten(current).items()
+            if key not in IGNORED_ON_RESUME and before.get(key) != value]
 
 
 def _parameter_counts(model) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -19,16 +18,7 @@ from transformers import (
 
 from finetext.config import TrainingConfig
 from finetext.evaluation.metrics import classification_metrics
-
-
-@dataclass
-class FitResult:
-    """What an engine hands back: the model to keep, the per-evaluation history and throughput figures."""
-
-    model: PreTrainedModel
-    history: list[dict] = field(default_factory=list)
-    best: dict | None = None
-    stats: dict = field(default_factory=dict)
+from finetext.training.fit import FitResult, kept_entry
 
 
 def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -> TrainingArguments:
@@ -72,6 +62,7 @@ def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -
 
 
 def latest_trainer_checkpoint(folder: Path) -> Path | None:
+    """Like transformers' get_last_checkpoint, but only checkpoints the Trainer finished writing."""
     found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()] if folder.is_dir() else []
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
@@ -102,7 +93,6 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
         trainer.remove_callback(PrinterCallback)  # it prints every log dict when progress bars are off
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     history = history_from_log(trainer.state.log_history)
-    best = _best_entry(history, cfg) if cfg.load_best_model_at_end else (history[-1] if history else None)
     stats = {
         "train_runtime_s": round(output.metrics["train_runtime"], 2),
         "train_loss": round(output.training_loss, 5),
@@ -110,7 +100,8 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
         "epochs_completed": round(trainer.state.epoch or 0.0, 3),
         "num_processes": trainer.args.world_size,
     }
-    return FitResult(trainer.model, history, best, stats)
+    return FitResult(trainer.model, history, kept_entry(history, cfg.metric_for_best_model,
+                                                         cfg.load_best_model_at_end), stats)
 
 
 def history_from_log(log_history: list[dict]) -> list[dict]:
@@ -132,12 +123,3 @@ def history_from_log(log_history: list[dict]) -> list[dict]:
             })
             losses = []
     return history
-
-
-def _best_entry(history: list[dict], cfg: TrainingConfig) -> dict | None:
-    if not history:
-        return None
-    metric = cfg.metric_for_best_model
-    pick = min if metric == "loss" else max
-    # Ties go to the earliest evaluation, as the Trainer keeps the first best checkpoint.
-    return pick(history, key=lambda h: (h["validation"][metric], -h["step"] if pick is max else h["step"]))

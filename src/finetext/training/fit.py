@@ -1,0 +1,37 @@
+"""What both engines hand back, and the one rule that picks the best evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedModel
+
+
+@dataclass
+class FitResult:
+    """What an engine hands back: the model to keep, the per-evaluation history and throughput figures."""
+
+    model: PreTrainedModel
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def is_better(value: float, best: float, metric: str) -> bool:
+    """Strictly better, so ties keep the earlier evaluation (as the Trainer keeps its first best checkpoint)."""
+    return value < best if metric == "loss" else value > best
+
+
+def best_entry(history: list[dict], metric: str) -> dict | None:
+    best = None
+    for entry in history:
+        if best is None or is_better(entry["validation"][metric], best["validation"][metric], metric):
+            best = entry
+    return best
+
+
+def kept_entry(history: list[dict], metric: str, load_best: bool) -> dict | None:
+    """The evaluation of the model a run keeps: the best one, or the last without load_best_model_at_end."""
+    if load_best:
+        return best_entry(history, metric)
+    return history[-1] if history else None
