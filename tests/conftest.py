@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ DATA_DIR = REPO.parent / "shared" / "data"
 # Exactly what a finished run leaves in its output directory.
 ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
                   "metrics.json", "README.md"}
+# Also for module-scoped fixtures, which pytest sets up before the function-scoped offline_env below.
+os.environ.update(HF_HUB_OFFLINE="1", FINETEXT_DATA_DIR=str(DATA_DIR), TOKENIZERS_PARALLELISM="false")
 
 
 @pytest.fixture(autouse=True)

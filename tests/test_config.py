@@ -35,6 +35,12 @@ def test_yaml_flat_or_sectioned_and_flags_override(tmp_path):
     assert overridden.data.train_samples == 100 and overridden.data.label_names == ["neg", "pos"]
 
 
+def test_learning_rate_defaults_to_the_strategys_and_a_given_one_wins():
+    assert [config_from_flat({"strategy": s}).model.default_learning_rate() for s in ("full", "top_k", "lora", "head")
+            ] == [5e-5, 5e-5, 5e-4, 1e-3]
+    assert config_from_flat({"strategy": "lora", "learning_rate": 1e-4}).training.learning_rate == 1e-4
+
+
 def test_defaults_need_no_config_file():
     cfg = parse("--dataset", "sst2")
     assert cfg.data.dataset == "sst2" and cfg.training == type(cfg.training)()
@@ -48,6 +54,11 @@ def test_defaults_need_no_config_file():
     ({"metric_for_best_model": "auc"}, "metric_for_best_model 'auc' is not computed"),
     ({"early_stopping_patience": 2, "load_best_model_at_end": False}, "early_stopping_patience needs"),
     ({"validation_fraction": 1.5}, "validation_fraction must be between 0 and 1"),
+    ({"strategy": "bitfit"}, "strategy must be one of full, head, top_k, lora; got 'bitfit'"),
+    ({"top_k": 0}, "top_k must be a positive integer, got 0"),
+    ({"lora_rank": 0}, "lora_rank must be a positive integer, got 0"),
+    ({"lora_dropout": 1}, "lora_dropout must be in \\[0, 1\\), got 1.0"),
+    ({"threshold": 1.5}, "threshold must be between 0 and 1, got 1.5"),
 ])
 def test_invalid_values_are_rejected_up_front(values, message):
     with pytest.raises(FinetextError, match=message):

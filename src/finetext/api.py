@@ -36,6 +36,20 @@ def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, **ove
     return TrainingRun(config_from_flat({**values, **overrides})).run()
 
 
+def compare(config: dict[str, Any] | str | Path | None = None, strategies: str | list[str] = "full,head,top_k,lora",
+            **overrides: Any) -> Path:
+    """Train one model per strategy (each in a child process) and write the comparison; returns its folder.
+
+    ``compare("mrpc.yaml", strategies="full,lora", output_dir="outputs/cmp")`` writes outputs/cmp/full/,
+    outputs/cmp/lora/ and comparison.md/.csv/.png there.
+    """
+    from finetext.comparison import compare as run_comparison
+    from finetext.comparison import parse_strategies
+
+    values = flatten(load_yaml(config)) if isinstance(config, (str, Path)) else flatten(config or {})
+    return run_comparison({"output_dir": "outputs/compare", **values, **overrides}, parse_strategies(strategies))
+
+
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
              **data_options: Any) -> dict:
     """Metrics of a trained model on a labelled split of a dataset or a test file.
@@ -45,12 +59,14 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
     validation.
     """
     clf = load_classifier_dir(str(model_dir))
-    data_cfg = build(DataConfig, {"max_length": clf.max_length, **data_options})
+    saved = {"max_length": clf.max_length, "multi_label": clf.multi_label, "label_separator": clf.label_separator,
+             "threshold": clf.threshold}
+    data_cfg = build(DataConfig, {**saved, **data_options})
     if not data_cfg.has_source():
         raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
     data = load_labelled_data(data_cfg, seed=42, label_names=clf.label_names)
     _check_pairs(clf, data.has_pairs())
-    clf.max_length = data_cfg.max_length
+    clf.max_length, clf.threshold = data_cfg.max_length, data_cfg.threshold
     chosen = split or next((s for s in ("test", "validation") if data.is_labelled(s)), None)
     if chosen is None or not data.is_labelled(chosen):
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
@@ -69,13 +85,14 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
     _check_texts(texts, text_pairs)
     _check_pairs(clf, text_pairs is not None)
     logits = predict_logits(clf, list(texts), text_pairs, batch_size, progress)
-    return predictions_from_logits(logits, clf.label_names)
+    return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
 
 
 def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 64,
                  progress: bool = True) -> Path:
-    """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns."""
+    """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns
+    (multi-label: predicted_labels, joined by the label separator or '|', and prob_<label>)."""
     clf = load_classifier_dir(str(model_dir))
     table = read_table(input_path)
     text_col = text_column or _first_present(table, clf.text_column, "text", "sentence", "sentence1")
@@ -88,8 +105,12 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     pairs = table[pair_col].tolist() if pair_col else None
     records = predict(clf, texts, pairs, batch_size, progress)
     result = table.copy()
-    result["predicted_label"] = [r["label"] for r in records]
-    result["score"] = [r["score"] for r in records]
+    if clf.multi_label:
+        separator = clf.label_separator or "|"
+        result["predicted_labels"] = [separator.join(r["labels"]) for r in records]
+    else:
+        result["predicted_label"] = [r["label"] for r in records]
+        result["score"] = [r["score"] for r in records]
     for name in clf.label_names:
         result[f"prob_{name}"] = [r["probabilities"][name] for r in records]
     return write_table(result, Path(output_path))

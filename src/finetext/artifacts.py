@@ -25,6 +25,7 @@ METRICS = "metrics.json"
 CARD = "README.md"
 WEIGHTS = "model.safetensors"
 CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"  # LoRA runs: the unmerged adapters (adapter_config.json, adapter_model.safetensors)
 
 
 def prepare_output_dir(cfg: TrainConfig) -> Path:
@@ -63,11 +64,22 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, card: str) -> None:
-    """Write everything into a staging folder, then move it into out with the manifest last."""
+def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, card: str,
+                  adapter_dir: Path | None = None, weights: bool = True) -> None:
+    """Write everything into a staging folder, then move it into out with the manifest last.
+
+    ``adapter_dir`` (LoRA) is moved in as adapter/; without ``weights`` only the model's config.json is
+    written beside it (an adapter-only artifact)."""
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        if weights:
+            model.save_pretrained(staging, safe_serialization=True)
+        else:
+            model.config.save_pretrained(staging)
+        if adapter_dir is not None:
+            shutil.copytree(adapter_dir, staging / ADAPTER)
+            for path in (staging / ADAPTER).iterdir():
+                os.chmod(path, 0o644)
         tokenizer.save_pretrained(staging)
         write_json_atomic(staging / METRICS, metrics)
         write_text_atomic(staging / CARD, card)
@@ -80,6 +92,10 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
+        if not weights:
+            (out / WEIGHTS).unlink(missing_ok=True)  # an earlier run's weights must not pair with this adapter
+        if adapter_dir is None:
+            shutil.rmtree(out / ADAPTER, ignore_errors=True)  # nor an earlier run's adapter with these weights
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -91,6 +107,11 @@ class Artifact:
     path: Path
     label_names: list[str]
     settings: dict[str, Any]
+    problem_type: str | None = None
+
+    def adapter_only(self) -> bool:
+        """A LoRA artifact saved with lora_merge: false (weights = base model + adapter/)."""
+        return not (self.path / WEIGHTS).is_file() and (self.path / ADAPTER / "adapter_config.json").is_file()
 
     def data_setting(self, key: str, default=None):
         return self.settings.get("data", {}).get(key, default)
@@ -114,4 +135,4 @@ def open_artifact(path: str | Path) -> Artifact:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     id2label = config.get("id2label") or {}
     names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
-    return Artifact(folder, names, settings)
+    return Artifact(folder, names, settings, config.get("problem_type"))

@@ -13,7 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from finetext.config import SECTIONS, DataConfig, TrainConfig, docs_markdown, field_doc, leaf_fields
+from finetext.config import (
+    SECTIONS,
+    DataConfig,
+    TrainConfig,
+    config_from_flat,
+    docs_markdown,
+    field_doc,
+    flatten,
+    leaf_fields,
+    load_yaml,
+)
 from finetext.errors import FinetextError
 
 log = logging.getLogger("finetext")
@@ -69,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="YAML config file")
     add_config_flags(train)
 
+    compare = commands.add_parser(
+        "compare", help="train one model per strategy and compare them",
+        description="Train the same data, model and seed with each strategy (one after the other) and write "
+        "OUTPUT_DIR/<strategy>/ plus comparison.md, comparison.csv and comparison.png.")
+    compare.add_argument("config", nargs="?", help="YAML config file")
+    compare.add_argument("--strategies", default="full,head,top_k,lora",
+                         help="comma-separated strategies to compare (default: full,head,top_k,lora)")
+    add_config_flags(compare, set(leaf_fields()) - {"strategy", "resume"})
+
     show = commands.add_parser("config", help="print the resolved config, or the reference with --docs")
     show.add_argument("config", nargs="?", help="YAML config file")
     show.add_argument("--docs", action="store_true", help="print the configuration reference (Markdown)")
@@ -78,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model_dir", help="output directory of a training run")
     add_config_flags(evaluate, {"dataset", "data_dir", "test_file", "validation_file", "text_column",
                                 "text_pair_column", "label_column", "eval_samples", "bad_rows", "max_length",
-                                "quiet"})
+                                "label_separator", "multi_label", "threshold", "quiet"})
     evaluate.add_argument("--split", choices=("test", "validation", "train"), help="split to score "
                           "(default: test when labelled, else validation)")
     evaluate.add_argument("--batch-size", type=int, default=64, help="examples per batch")
@@ -99,8 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
-    from finetext.config import config_from_flat, flatten, load_yaml
-
     values = flatten(load_yaml(args.config)) if args.config else {}
     overrides = {k: v for k, v in vars(args).items() if k in leaf_fields()}
     return config_from_flat({**values, **overrides})
@@ -126,8 +143,12 @@ def run_train(args: argparse.Namespace) -> int:
     if not result.metrics:  # another process of a multi-process run: the main one reports
         return 0
     print(summary_line(result.metrics))
-    print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
-          f"transformers.pipeline('text-classification', model='{result.output_dir}'))")
+    if (result.output_dir / "model.safetensors").is_file():
+        print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
+              f"transformers.pipeline('text-classification', model='{result.output_dir}'))")
+    else:
+        print(f"LoRA adapter saved to {result.output_dir}/adapter (metrics.json, README.md; finetext predict and "
+              "evaluate load it with its base model)")
     return 0
 
 
@@ -137,6 +158,19 @@ def summary_line(metrics: dict) -> str:
         if report:
             parts.append(f"{split}: accuracy {100 * report['accuracy']:.2f}  f1 {100 * report['f1']:.2f}")
     return " | ".join(parts) + f"  ({metrics['train'].get('wall_time_s')} s training)"
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from finetext.api import compare
+    from finetext.comparison import MARKDOWN
+
+    values = flatten(load_yaml(args.config)) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in leaf_fields()})
+    setup_logging(bool(values.get("quiet")))
+    out = compare(values, strategies=args.strategies)
+    print((out / MARKDOWN).read_text(encoding="utf-8").split("\n\n", 3)[-1], end="")
+    print(f"comparison written to {out}/ (comparison.md, comparison.csv, comparison.png; one run per strategy)")
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -154,8 +188,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
           f"f1 {100 * report['f1']:.2f}  precision {100 * report['precision']:.2f}  "
           f"recall {100 * report['recall']:.2f}  mcc {100 * report['mcc']:.2f}")
     cm = report["confusion_matrix"]
-    print("confusion matrix (rows: true, columns: predicted): " + json.dumps(dict(zip(cm["labels"], cm["matrix"],
-                                                                                     strict=True))))
+    title = ("per-label confusion matrices [[tn, fp], [fn, tp]]" if "hamming_loss" in report
+             else "confusion matrix (rows: true, columns: predicted)")
+    print(f"{title}: " + json.dumps(dict(zip(cm["labels"], cm["matrix"], strict=True))))
     return 0
 
 
@@ -208,7 +243,8 @@ def setup_logging(quiet: bool) -> None:
         datasets.disable_progress_bars()
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "config": run_config}
+COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,
+            "config": run_config}
 
 
 def main(argv: list[str] | None = None) -> int:

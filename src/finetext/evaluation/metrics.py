@@ -1,4 +1,9 @@
-"""Classification metrics from scikit-learn (evaluate.load needs the Hub)."""
+"""Classification metrics from scikit-learn (evaluate.load needs the Hub).
+
+Single-label: accuracy, F1 (binary for two classes, macro otherwise), precision, recall, MCC.
+Multi-label: subset accuracy (every label of an example right), micro F1/precision/recall as ``f1``/
+``precision``/``recall`` (plus ``f1_macro``), Hamming loss, and MCC over all (example, label) decisions.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
     f1_score,
+    hamming_loss,
     matthews_corrcoef,
+    multilabel_confusion_matrix,
     precision_score,
     recall_score,
 )
@@ -33,6 +40,52 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_labe
     }
 
 
+def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Scalar metrics of 0/1 label matrices (examples x labels)."""
+    labels, predictions = labels.astype(int), predictions.astype(int)
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),  # exact match of the whole label set
+        "f1": float(f1_score(labels, predictions, average="micro", zero_division=0)),
+        "precision": float(precision_score(labels, predictions, average="micro", zero_division=0)),
+        "recall": float(recall_score(labels, predictions, average="micro", zero_division=0)),
+        "mcc": float(matthews_corrcoef(labels.ravel(), predictions.ravel())),
+        "f1_macro": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+        "hamming_loss": float(hamming_loss(labels, predictions)),
+    }
+
+
+def predictions_of(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
+    """Class ids (argmax), or multi-label 0/1 decisions (sigmoid >= threshold)."""
+    if multi_label:
+        return (sigmoid(logits) >= threshold).astype(int)
+    return logits.argmax(axis=-1)
+
+
+def scalar_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int, multi_label: bool = False,
+                   threshold: float = 0.5) -> dict[str, float]:
+    predictions = predictions_of(logits, multi_label, threshold)
+    if multi_label:
+        return multilabel_metrics(labels, predictions)
+    return classification_metrics(labels, predictions, num_labels)
+
+
+def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list[str], multi_label: bool = False,
+                       threshold: float = 0.5) -> dict:
+    if not multi_label:
+        return full_report(labels, logits.argmax(axis=-1), label_names)
+    predictions = predictions_of(logits, True, threshold)
+    report: dict = multilabel_metrics(labels, predictions)
+    report["f1_average"] = "micro"
+    report["threshold"] = threshold
+    report["num_examples"] = int(len(labels))
+    # One 2x2 matrix per label: [[true negatives, false positives], [false negatives, true positives]].
+    report["confusion_matrix"] = {
+        "labels": list(label_names),
+        "matrix": multilabel_confusion_matrix(labels.astype(int), predictions).tolist(),
+    }
+    return report
+
+
 def full_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict:
     """Scalar metrics plus the confusion matrix (rows: true label, columns: predicted) and support."""
     num_labels = len(label_names)
@@ -50,3 +103,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))

@@ -21,7 +21,15 @@ def model_card(cfg: TrainConfig, metrics: dict) -> str:
     if "test" in metrics:
         sections["test"] = metrics["test"]
     f1_kind = metrics["final"]["validation"]["f1_average"]
-    t, d = cfg.training, cfg.data
+    t, d, m = cfg.training, cfg.data, cfg.model
+    params = metrics["parameters"]
+    strategy = (f"{m.strategy}" + (f" (top {m.top_k} layers)" if m.strategy == "top_k" else "")
+                + (f" (rank {m.lora_rank}, alpha {m.lora_alpha:g})" if m.strategy == "lora" else "")
+                + f": {params['trainable']:,} of {params['total']:,} parameters trained "
+                f"({params['trainable_percent']:.2f}%)")
+    weights = metrics.get("class_weights")
+    weights_line = ", ".join(f"{k} {v:.3g}" for k, v in weights.items()) if weights else "none"
+    kind = "multi-label (sigmoid per label, threshold " + f"{d.threshold:g})" if d.multi_label else "single-label"
     labels = ", ".join(f"`{name}`" for name in metrics["label_names"])
     pair = f" paired with `{d.text_pair_column}`" if d.text_pair_column else ""
     return f"""---
@@ -46,6 +54,9 @@ Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_
 
 | setting | value |
 | --- | --- |
+| strategy | {strategy} |
+| task | {kind} |
+| class weights | {weights_line} |
 | epochs | {t.epochs} |
 | learning rate | {t.learning_rate} ({t.lr_scheduler}, warm-up {t.warmup}) |
 | batch size | {t.batch_size} x {t.gradient_accumulation_steps} accumulation |
@@ -66,5 +77,16 @@ classify = pipeline("text-classification", model="path/to/this/folder")
 classify("some text")
 ```
 
-or `finetext predict path/to/this/folder "some text"`.
+or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}
 """
+
+
+def adapter_note(m) -> str:
+    if m.strategy != "lora":
+        return ""
+    if m.lora_merge:
+        return ("\n\nThe weights above have the LoRA adapter merged in. The adapter alone (a few MB) is in "
+                "`adapter/`:\n`peft.PeftModel.from_pretrained(base_model, 'path/to/this/folder/adapter')`.")
+    return ("\n\nThis folder holds only the LoRA adapter (`adapter/`), not merged weights: `finetext predict` "
+            "and `finetext evaluate` load the base model and apply it; `transformers.pipeline` needs a merged "
+            "model (train with `lora_merge: true`).")

@@ -9,10 +9,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from finetext.artifacts import open_artifact
+from finetext.artifacts import ADAPTER, Artifact, open_artifact
 from finetext.data.tokenize import encode
 from finetext.errors import FinetextError
-from finetext.evaluation.metrics import softmax
+from finetext.evaluation.metrics import sigmoid, softmax
 
 
 @dataclass
@@ -28,6 +28,9 @@ class Classifier:
     label_column: str = "label"
     settings_known: bool = False
     """True when the directory has finetext.yaml, so the columns above are the ones it was trained on."""
+    multi_label: bool = False
+    threshold: float = 0.5
+    label_separator: str | None = None
 
 
 def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifier:
@@ -35,8 +38,13 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifie
     artifact = open_artifact(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(artifact.path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            artifact.path, use_safetensors=True, trust_remote_code=trust_remote_code)
+        if artifact.adapter_only():
+            model = _load_base_with_adapter(artifact, trust_remote_code)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                artifact.path, use_safetensors=True, trust_remote_code=trust_remote_code)
+    except FinetextError:
+        raise
     except Exception as exc:  # noqa: BLE001
         reason = " ".join(str(exc).split())[:240]
         raise FinetextError(f"cannot load the model in {artifact.path}: {reason}",
@@ -50,7 +58,27 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifie
         text_pair_column=artifact.data_setting("text_pair_column"),
         label_column=artifact.data_setting("label_column") or "label",
         settings_known=bool(artifact.settings),
+        multi_label=artifact.problem_type == "multi_label_classification",
+        threshold=float(artifact.data_setting("threshold") or 0.5),
+        label_separator=artifact.data_setting("label_separator"),
     )
+
+
+def _load_base_with_adapter(artifact: Artifact, trust_remote_code: bool) -> PreTrainedModel:
+    """An adapter-only LoRA artifact: the base model named in finetext.yaml, the adapter applied and merged."""
+    from peft import PeftModel
+
+    from finetext.config import ModelConfig
+    from finetext.models.pretrained import load_classifier
+
+    base_name = artifact.settings.get("model", {}).get("model")
+    if not base_name:
+        raise FinetextError(f"{artifact.path} holds a LoRA adapter but no finetext.yaml naming its base model.",
+                            "Load it with peft.PeftModel.from_pretrained(base_model, 'DIR/adapter').")
+    multi = artifact.problem_type == "multi_label_classification"
+    base = load_classifier(ModelConfig(model=base_name, trust_remote_code=trust_remote_code), artifact.label_names,
+                           multi)
+    return PeftModel.from_pretrained(base, artifact.path / ADAPTER).merge_and_unload()
 
 
 @torch.inference_mode()
@@ -73,15 +101,18 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     return logits
 
 
-def predictions_from_logits(logits: np.ndarray, label_names: list[str]) -> list[dict]:
-    """One record per text: the predicted label, its probability, and the probability of every label."""
-    probabilities = softmax(logits)
+def predictions_from_logits(logits: np.ndarray, label_names: list[str], multi_label: bool = False,
+                            threshold: float = 0.5) -> list[dict]:
+    """One record per text: the most probable label, its probability, and the probability of every label.
+
+    Multi-label records also list ``labels``: every label whose probability reaches the threshold."""
+    probabilities = sigmoid(logits) if multi_label else softmax(logits)
     best = probabilities.argmax(axis=-1)
-    return [
-        {
-            "label": label_names[int(b)],
-            "score": float(p[b]),
-            "probabilities": {name: float(value) for name, value in zip(label_names, p, strict=True)},
-        }
-        for b, p in zip(best, probabilities, strict=True)
-    ]
+    records = []
+    for b, p in zip(best, probabilities, strict=True):
+        record = {"label": label_names[int(b)], "score": float(p[b]),
+                  "probabilities": {name: float(value) for name, value in zip(label_names, p, strict=True)}}
+        if multi_label:
+            record["labels"] = [name for name, value in zip(label_names, p, strict=True) if value >= threshold]
+        records.append(record)
+    return records

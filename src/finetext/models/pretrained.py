@@ -66,8 +66,10 @@ def load_tokenizer(cfg: ModelConfig):
     return tokenizer
 
 
-def load_classifier(cfg: ModelConfig, label_names: list[str]) -> PreTrainedModel:
-    """AutoModelForSequenceClassification with num_labels, id2label and label2id from the data."""
+def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool = False) -> PreTrainedModel:
+    """AutoModelForSequenceClassification with num_labels, id2label and label2id from the data.
+
+    Multi-label models are marked so in their config, so transformers.pipeline applies a sigmoid."""
     source = resolve_model_path(cfg.model)
     id2label = dict(enumerate(label_names))
     # The base checkpoint has no (or another) classifier head: transformers would warn at length
@@ -81,6 +83,7 @@ def load_classifier(cfg: ModelConfig, label_names: list[str]) -> PreTrainedModel
             id2label=id2label,
             label2id={name: i for i, name in id2label.items()},
             ignore_mismatched_sizes=True,
+            problem_type="multi_label_classification" if multi_label else "single_label_classification",
             trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,
         )

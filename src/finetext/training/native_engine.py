@@ -19,7 +19,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -27,10 +26,10 @@ from transformers import DataCollatorWithPadding, PreTrainedModel, get_scheduler
 
 from finetext.config import TrainingConfig
 from finetext.errors import FinetextError
-from finetext.evaluation.metrics import classification_metrics
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
 from finetext.training.fit import FitResult, best_entry, is_better, kept_entry
+from finetext.training.objective import Objective
 
 log = logging.getLogger("finetext")
 
@@ -89,9 +88,9 @@ class NativeEngine:
     """setup() builds loaders, optimizer and schedule (and restores a checkpoint); fit() trains."""
 
     def __init__(self, model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-                 cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+                 cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
                  resume_from: Path | None = None):
-        self.cfg, self.checkpoint_dir, self.num_labels = cfg, checkpoint_dir, num_labels
+        self.cfg, self.checkpoint_dir, self.objective = cfg, checkpoint_dir, objective
         self.accelerator = accelerator_for(cfg)
         if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
             raise FinetextError(f"the native engine does not support {self.accelerator.distributed_type.value}: "
@@ -159,7 +158,8 @@ class NativeEngine:
         loader = acc.skip_first_batches(self.train_loader, p.batches_done) if p.batches_done else self.train_loader
         for batch in loader:
             with acc.accumulate(self.model):
-                loss = self.model(**batch).loss
+                labels = batch.pop("labels")
+                loss = self.objective.loss(self.model(**batch).logits, labels)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -220,8 +220,8 @@ class NativeEngine:
         _, first = np.unique(rows.numpy(), return_index=True)
         keep = torch.as_tensor(first[rows.numpy()[first] >= 0])
         logits, labels = logits[keep], labels[keep]
-        metrics = {"loss": F.cross_entropy(logits, labels).item(),
-                   **classification_metrics(labels.numpy(), logits.argmax(-1).numpy(), self.num_labels)}
+        metrics = {"loss": self.objective.loss(logits, labels).item(),
+                   **self.objective.metrics(logits.numpy(), labels.numpy())}
         return {**{k: round(v, 5) for k, v in metrics.items()}, "num_examples": len(labels)}
 
     def evaluate_and_checkpoint(self, started: float) -> bool:
@@ -302,7 +302,7 @@ class NativeEngine:
 
 
 def fit_native(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-               cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+               cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
                resume_from: Path | None = None) -> FitResult:
-    engine = NativeEngine(model, tokenizer, train, validation, cfg, checkpoint_dir, num_labels, quiet, resume_from)
+    engine = NativeEngine(model, tokenizer, train, validation, cfg, checkpoint_dir, objective, quiet, resume_from)
     return engine.fit()

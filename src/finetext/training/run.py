@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from accelerate import PartialState
@@ -27,9 +29,11 @@ from finetext.evaluation.evaluate import evaluate_frame
 from finetext.evaluation.model_card import model_card
 from finetext.inference.predict import Classifier
 from finetext.models.pretrained import load_classifier, load_tokenizer, resolve_model_path
+from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
 from finetext.training import checkpoint as ckpt
 from finetext.training.fit import FitResult
 from finetext.training.native_engine import fit_native
+from finetext.training.objective import Objective, resolve_class_weights
 from finetext.training.trainer_engine import fit_with_trainer, latest_trainer_checkpoint
 
 log = logging.getLogger("finetext")
@@ -73,20 +77,32 @@ class TrainingRun:
         self.data: LabelledData = load_labelled_data(self.cfg.data, seed)
         if "train" not in self.data.splits:
             raise FinetextError("the data has no train split.", "Pass --train-file or a dataset with train.")
-        epochs = self.cfg.training.resolved_epochs(len(self.data.splits["train"]))
-        self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data),
-                           training=replace(self.cfg.training, epochs=epochs))
+        training = self.cfg.training
+        self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data), training=replace(
+            training, epochs=training.resolved_epochs(len(self.data.splits["train"])),
+            learning_rate=training.learning_rate or self.cfg.model.default_learning_rate()))
         self.resume_from = self.check_resume() if self.cfg.resume else None
         if self.state.num_processes > 1:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
         log.info("data %s: %s; labels: %s", self.data.source, sizes, ", ".join(self.data.label_names))
         self.tokenizer = load_tokenizer(self.cfg.model)
-        set_seed(seed)  # the new head's initialisation depends only on the seed
-        self.model = load_classifier(self.cfg.model, self.data.label_names)
+        set_seed(seed)  # the new head's (and LoRA's) initialisation depends only on the seed
+        model = load_classifier(self.cfg.model, self.data.label_names, self.data.multi_label)
+        self.model = apply_strategy(model, self.cfg.model)
+        self.parameters = {"strategy": self.cfg.model.strategy, **parameter_counts(self.model)}
+        self.objective = self.build_objective()
         max_length, padding = self.cfg.data.max_length, self.cfg.data.padding
         self.encoded = {split: tokenize_split(self.data.splits[split], self.tokenizer, max_length, padding)
                         for split in ("train", "validation")}
+
+    def build_objective(self) -> Objective:
+        data = self.cfg.data
+        labels = self.data.splits["train"]["label"]
+        train_labels = np.stack(labels.to_numpy()) if self.data.multi_label else labels.to_numpy()
+        weights = resolve_class_weights(self.cfg.training.class_weights, train_labels, self.data.label_names,
+                                        self.data.multi_label)
+        return Objective(self.data.label_names, self.data.multi_label, data.threshold, weights)
 
     def prepare_output_dir(self) -> Path:
         """Create output_dir (main process), refusing to silently restart or clobber an earlier run."""
@@ -137,7 +153,7 @@ class TrainingRun:
         engine = fit_native if self.cfg.training.engine == "native" else fit_with_trainer
         self.fit = engine(
             self.model, self.tokenizer, self.encoded["train"], self.encoded["validation"], self.cfg.training,
-            self.out / CHECKPOINTS, len(self.data.label_names), self.cfg.quiet, self.resume_from,
+            self.out / CHECKPOINTS, self.objective, self.cfg.quiet, self.resume_from,
         )
         self.fit.stats.update(self.throughput(self.fit.stats))
         self.fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
@@ -152,9 +168,20 @@ class TrainingRun:
                 "train_samples_per_second": round(len(train) * stats["epochs_completed"] / seconds, 2),
                 "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
 
+    def finish_model(self) -> None:
+        """The model to evaluate and save. A LoRA model is saved as adapters (in a hidden folder until the
+        artifact is written) and then merged, so the final scores are those of the weights saved."""
+        model, self.adapter_dir = self.fit.model, None
+        if is_lora(model):
+            self.adapter_dir = Path(tempfile.mkdtemp(dir=self.out, prefix=".adapter-"))
+            model.save_pretrained(self.adapter_dir)  # before merging, which consumes the adapters
+            model = model.merge_and_unload()
+        self.final_model = model.eval()
+
     def evaluate(self) -> dict:
         """Final validation report of the kept model, and the test split once, when it has labels."""
-        clf = Classifier(self.fit.model.eval(), self.tokenizer, self.data.label_names, self.cfg.data.max_length)
+        clf = Classifier(self.final_model, self.tokenizer, self.data.label_names, self.cfg.data.max_length,
+                         multi_label=self.data.multi_label, threshold=self.cfg.data.threshold)
         batch = self.cfg.training.eval_batch_size
         results = {"validation": evaluate_frame(clf, self.data.splits["validation"], batch, not self.cfg.quiet)}
         if self.data.is_labelled("test"):
@@ -169,7 +196,7 @@ class TrainingRun:
             "finetext_version": __version__,
             "label_names": self.data.label_names,
             "data": {"source": self.data.source, **{k: len(v) for k, v in self.data.splits.items()}},
-            "parameters": _parameter_counts(self.fit.model),
+            "parameters": self.parameters,
             "train": self.fit.stats,
             "history": self.fit.history,
             "best": self.fit.best,
@@ -177,22 +204,28 @@ class TrainingRun:
         }
         if "test" in self.final:
             metrics["test"] = self.final["test"]
+        if self.objective.class_weights:
+            metrics["class_weights"] = dict(zip(self.data.label_names, self.objective.class_weights, strict=True))
         return metrics
 
     def save(self) -> TrainResult:
         metrics = self.metrics()
-        save_artifact(self.out, self.fit.model, self.tokenizer, self.cfg, metrics, model_card(self.cfg, metrics))
+        save_artifact(self.out, self.final_model, self.tokenizer, self.cfg, metrics, model_card(self.cfg, metrics),
+                      adapter_dir=self.adapter_dir, weights=self.cfg.model.lora_merge or self.adapter_dir is None)
         return TrainResult(self.out, metrics)
 
     def cleanup(self) -> None:
         """Checkpoints are only for resuming; a finished run keeps just the artifact."""
         shutil.rmtree(self.out / CHECKPOINTS, ignore_errors=True)
+        if getattr(self, "adapter_dir", None):
+            shutil.rmtree(self.adapter_dir, ignore_errors=True)
 
     def run(self) -> TrainResult:
         self.setup()
         self.train()
         result = TrainResult(self.out, {})
         if self.state.is_main_process:
+            self.finish_model()
             self.evaluate()
             result = self.save()
             self.cleanup()
@@ -218,10 +251,3 @@ def _differences(saved: dict, current: dict) -> list[str]:
     before = flatten(saved)
     return [f"{key}: {before.get(key)} -> {value}" for key, value in flatten(current).items()
             if key not in IGNORED_ON_RESUME and before.get(key) != value]
-
-
-def _parameter_counts(model) -> dict[str, int]:
-    return {
-        "total": sum(p.numel() for p in model.parameters()),
-        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-    }

@@ -17,8 +17,25 @@ from transformers import (
 )
 
 from finetext.config import TrainingConfig
-from finetext.evaluation.metrics import classification_metrics
 from finetext.training.fit import FitResult, kept_entry
+from finetext.training.objective import Objective
+
+
+class ObjectiveTrainer(Trainer):
+    """The Trainer with finetext's loss (class weights, multi-label), as the native engine computes it."""
+
+    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
+
+    def __init__(self, *args, objective: Objective, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)  # the Trainer reads the labels from inputs again after this call
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.objective.loss(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
 
 
 def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -> TrainingArguments:
@@ -68,17 +85,17 @@ def latest_trainer_checkpoint(folder: Path) -> Path | None:
 
 
 def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-                     cfg: TrainingConfig, checkpoint_dir: Path, num_labels: int, quiet: bool,
+                     cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
                      resume_from: Path | None = None) -> FitResult:
     def compute_metrics(eval_pred) -> dict[str, float]:
         logits, labels = eval_pred
-        return {**classification_metrics(labels, np.argmax(logits, axis=-1), num_labels),
-                "num_examples": len(labels)}
+        return {**objective.metrics(logits, labels), "num_examples": len(labels)}
 
     callbacks = []
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = Trainer(
+    trainer = ObjectiveTrainer(
+        objective=objective,
         model=model,
         args=training_arguments(cfg, checkpoint_dir, quiet),
         train_dataset=train,
