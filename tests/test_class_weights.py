@@ -29,8 +29,9 @@ def test_a_class_missing_from_train_keeps_weight_one():
 
 
 def test_multi_label_balanced_is_negatives_over_positives():
-    labels = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=float)
-    assert resolve_class_weights("balanced", labels, ["a", "b"], True) == [pytest.approx(1 / 3), 3.0]
+    labels = np.array([[1, 0, 1], [1, 1, 1], [0, 0, 1], [1, 0, 1]], dtype=float)
+    # the third label is positive everywhere: weight 1, not 0 (negatives / positives)
+    assert resolve_class_weights("balanced", labels, ["a", "b", "c"], True) == [pytest.approx(1 / 3), 3.0, 1.0]
 
 
 def test_explicit_weights_by_position_or_by_name():
@@ -49,6 +50,14 @@ def test_explicit_weights_by_position_or_by_name():
 ])
 def test_class_weights_from_yaml_or_flags(given, expected):
     assert config_from_flat({"class_weights": given}).training.class_weights == expected
+
+
+def test_class_weights_flag_forms():
+    from finetext.cli import build_parser, resolve_train_config
+
+    for flags, expected in ((["1,4"], [1.0, 4.0]), (["1", "4"], [1.0, 4.0]), (["balanced"], "balanced")):
+        args = build_parser().parse_args(["train", "--class-weights", *flags])
+        assert resolve_train_config(args).training.class_weights == expected
 
 
 def test_bad_class_weights_are_refused():

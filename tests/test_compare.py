@@ -57,3 +57,11 @@ def test_an_existing_comparison_is_not_overwritten_by_accident(comparison, capsy
 def test_unknown_strategy_is_refused(tmp_path, capsys):
     assert main(["compare", "--strategies", "full,bitfit", "--dataset", "sst2"]) == 2
     assert "unknown strategy 'bitfit'. Use a comma-separated list of full, head, top_k, lora" in capsys.readouterr().err
+
+
+def test_a_strategy_the_model_cannot_take_fails_before_any_run(tiny_model, tmp_path, capsys):
+    argv = ["compare", "--strategies", "full,top_k", "--top-k", "5", "--model", tiny_model, "--dataset", "sst2",
+            "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "--top-k 5 is out of range: the model has 2 encoder layers" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "full").exists()

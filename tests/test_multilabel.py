@@ -70,6 +70,20 @@ def test_unknown_label_in_a_label_list_is_named(files, tmp_path):
                            seed=42)
 
 
+def test_a_test_file_with_an_empty_label_column_is_unlabelled_not_empty_sets(files, tmp_path):
+    pd.DataFrame({"text": ["team goal", "chip"], "labels": [None, None]}).to_csv(tmp_path / "test.csv", index=False)
+    data = load_labelled_data(DataConfig(train_file=str(files / "test.csv"), test_file=str(tmp_path / "test.csv"),
+                                         label_separator="|", label_column="labels"), seed=42)
+    assert data.is_labelled("train") and not data.is_labelled("test")
+
+
+def test_multi_label_flag_is_a_switch():
+    from finetext.cli import build_parser, resolve_train_config
+
+    assert resolve_train_config(build_parser().parse_args(["train", "--multi-label"])).data.multi_label is True
+    assert resolve_train_config(build_parser().parse_args(["train", "--no-multi-label"])).data.multi_label is False
+
+
 def test_separator_without_multi_label_is_refused():
     with pytest.raises(FinetextError, match="label_separator splits labels into lists, which needs multi-label"):
         DataConfig(label_separator="|", multi_label=False)
@@ -116,6 +130,10 @@ def test_multi_label_end_to_end(tiny_model, files, tmp_path, engine, capsys):
     for record, theirs in zip(records, scores, strict=False):
         assert {e["label"]: pytest.approx(record["probabilities"][e["label"]], abs=1e-5) for e in theirs} == \
             {e["label"]: e["score"] for e in theirs}  # sigmoid, not softmax: they need not sum to 1
+
+    assert main(["predict", str(result.output_dir), raw["text"][0], "--quiet"]) == 0
+    shown = capsys.readouterr().out.split("\t")[0]
+    assert shown == (", ".join(f"{n} {records[0]['probabilities'][n]:.3f}" for n in records[0]["labels"]) or "(none)")
 
     out_file = tmp_path / "predictions.csv"
     assert main(["predict", str(result.output_dir), "--input", str(files / "test.csv"), "--output", str(out_file),

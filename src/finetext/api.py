@@ -47,7 +47,7 @@ def compare(config: dict[str, Any] | str | Path | None = None, strategies: str |
     from finetext.comparison import parse_strategies
 
     values = flatten(load_yaml(config)) if isinstance(config, (str, Path)) else flatten(config or {})
-    return run_comparison({"output_dir": "outputs/compare", **values, **overrides}, parse_strategies(strategies))
+    return run_comparison({**values, **overrides}, parse_strategies(strategies))
 
 
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,

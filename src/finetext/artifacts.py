@@ -85,6 +85,10 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
         write_text_atomic(staging / CARD, card)
         save_yaml(cfg, staging / MANIFEST)
         (out / MANIFEST).unlink(missing_ok=True)  # from here on, out is not a finished artifact
+        if not weights:
+            (out / WEIGHTS).unlink(missing_ok=True)  # an earlier run's weights must not pair with this adapter
+        if adapter_dir is None:
+            shutil.rmtree(out / ADAPTER, ignore_errors=True)  # nor an earlier run's adapter with these weights
         for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
             if item.is_file():
                 os.chmod(item, 0o644)  # some writers create 0600 files; artifacts are meant to be shared
@@ -92,10 +96,6 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
-        if not weights:
-            (out / WEIGHTS).unlink(missing_ok=True)  # an earlier run's weights must not pair with this adapter
-        if adapter_dir is None:
-            shutil.rmtree(out / ADAPTER, ignore_errors=True)  # nor an earlier run's adapter with these weights
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

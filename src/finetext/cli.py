@@ -48,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
         hint = get_type_hints(SECTIONS[section] if section else TrainConfig)[name]
         flag = "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": field_doc(section, name)}
-        if hint is bool:
+        if hint is bool or set(get_args(hint)) == {bool, type(None)}:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
         choices = next((get_args(a) for a in (hint, *get_args(hint)) if "Literal" in str(get_origin(a))), None)
@@ -117,10 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
+def flat_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's values (flat), overridden by the flags given."""
     values = flatten(load_yaml(args.config)) if args.config else {}
-    overrides = {k: v for k, v in vars(args).items() if k in leaf_fields()}
-    return config_from_flat({**values, **overrides})
+    return {**values, **{k: v for k, v in vars(args).items() if k in leaf_fields()}}
+
+
+def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
+    return config_from_flat(flat_values(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -143,7 +147,9 @@ def run_train(args: argparse.Namespace) -> int:
     if not result.metrics:  # another process of a multi-process run: the main one reports
         return 0
     print(summary_line(result.metrics))
-    if (result.output_dir / "model.safetensors").is_file():
+    from finetext.artifacts import open_artifact
+
+    if not open_artifact(result.output_dir).adapter_only():
         print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
               f"transformers.pipeline('text-classification', model='{result.output_dir}'))")
     else:
@@ -161,14 +167,15 @@ def summary_line(metrics: dict) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from finetext.api import compare
-    from finetext.comparison import MARKDOWN
+    import pandas as pd
 
-    values = flatten(load_yaml(args.config)) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k in leaf_fields()})
+    from finetext.api import compare
+    from finetext.comparison import CSV, markdown_table
+
+    values = flat_values(args)
     setup_logging(bool(values.get("quiet")))
     out = compare(values, strategies=args.strategies)
-    print((out / MARKDOWN).read_text(encoding="utf-8").split("\n\n", 3)[-1], end="")
+    print(markdown_table(pd.read_csv(out / CSV)))
     print(f"comparison written to {out}/ (comparison.md, comparison.csv, comparison.png; one run per strategy)")
     return 0
 
@@ -215,7 +222,11 @@ def run_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"text": text, **record}, ensure_ascii=False))
         else:
             shown = text if len(text) <= 70 else text[:67] + "..."
-            print(f"{record['label']}\t{record['score']:.3f}\t{shown}")
+            if "labels" in record:  # multi-label: every label over the threshold, with its probability
+                found = ", ".join(f"{n} {record['probabilities'][n]:.3f}" for n in record["labels"]) or "(none)"
+                print(f"{found}\t{shown}")
+            else:
+                print(f"{record['label']}\t{record['score']:.3f}\t{shown}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,14 +23,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from finetext.artifacts import METRICS, write_text_atomic
-from finetext.config import config_from_flat, flatten
+from finetext.artifacts import ADAPTER, METRICS, write_text_atomic
+from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.errors import FinetextError
 
 log = logging.getLogger("finetext")
 
 STRATEGIES = ("full", "head", "top_k", "lora")
 CSV, MARKDOWN, CHART = "comparison.csv", "comparison.md", "comparison.png"
+DEFAULT_OUTPUT_DIR = "outputs/compare"
 
 
 def parse_strategies(value: str | list[str]) -> list[str]:
@@ -54,12 +56,13 @@ class StrategyRun:
 
 def compare(values: dict[str, Any], strategies: list[str]) -> Path:
     """Train every strategy with the flat config ``values``; write the comparison; return its directory."""
-    values = flatten(values)
-    config_from_flat(values)  # every option is checked once, before the first run starts
+    values = {"output_dir": DEFAULT_OUTPUT_DIR, **flatten(values)}
     for key in ("strategy", "resume"):
         if values.get(key) not in (None, False):
             raise FinetextError(f"compare sets {key} itself.", f"Drop --{key} and use --strategies.")
-    out = Path(values.get("output_dir") or "outputs/compare").expanduser()
+    cfg = config_from_flat(values)  # every option is checked before the first run starts...
+    check_strategies(cfg, strategies)  # ...and so is every strategy against the model's layers
+    out = Path(cfg.output_dir).expanduser()
     if (out / CSV).exists() and not values.get("overwrite_output_dir"):
         raise FinetextError(f"{out} already holds a comparison.",
                             "Pass --overwrite-output-dir to redo it, or choose another --output-dir.")
@@ -70,6 +73,28 @@ def compare(values: dict[str, Any], strategies: list[str]) -> Path:
     return out
 
 
+def check_strategies(cfg: TrainConfig, strategies: list[str]) -> None:
+    """Fail now, not hours later, on a top_k or lora_target_modules the model cannot take. The model is
+    built on the meta device: its layers, no weights."""
+    if not {"top_k", "lora"} & set(strategies):
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from finetext.models.pretrained import resolve_model_path
+    from finetext.models.strategies import freeze_all_but_top, lora_targets
+
+    config = AutoConfig.from_pretrained(resolve_model_path(cfg.model.model), num_labels=2,
+                                        trust_remote_code=cfg.model.trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config,
+                                                               trust_remote_code=cfg.model.trust_remote_code)
+    if "top_k" in strategies:
+        freeze_all_but_top(model, cfg.model.top_k)
+    if "lora" in strategies:
+        lora_targets(model, cfg.model)
+
+
 def train_strategy(out: Path, values: dict[str, Any], strategy: str) -> StrategyRun:
     run_dir = out / strategy
     config = {**values, "strategy": strategy, "output_dir": str(run_dir)}
@@ -78,17 +103,39 @@ def train_strategy(out: Path, values: dict[str, Any], strategy: str) -> Strategy
         yaml.safe_dump(config, handle, sort_keys=False)
     try:
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "finetext", "train", handle.name])
-        _, status, usage = os.wait4(child.pid, 0)
+        code, usage = run_child([sys.executable, "-m", "finetext", "train", handle.name])
         wall = time.perf_counter() - started
     finally:
         Path(handle.name).unlink(missing_ok=True)
-    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        raise FinetextError(f"the {strategy} run was killed by signal {-code} "
+                            f"({signal.Signals(-code).name}; SIGKILL often means out of memory).",
+                            "Free memory or use smaller --batch-size / --max-length, then run compare again.")
     if code != 0:
         raise FinetextError(f"the {strategy} run failed (exit code {code}); its error is printed above.",
                             "Fix it and run compare again (with --overwrite-output-dir).")
     metrics = json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
     return StrategyRun(strategy, run_dir, round(wall, 1), round(usage.ru_maxrss / 1024, 1), metrics)
+
+
+def run_child(command: list[str]) -> tuple[int, Any]:
+    """Run a command to completion: its exit code (negative: killed by that signal) and resource usage.
+
+    If this process is interrupted or terminated meanwhile, the child is interrupted too and waited for,
+    so no training run is left behind."""
+    child = subprocess.Popen(command)
+    try:
+        _, status, usage = os.wait4(child.pid, 0)
+    except BaseException:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
+    return child.returncode, usage
 
 
 def directory_mb(folder: Path) -> float:
@@ -110,7 +157,7 @@ def comparison_table(runs: list[StrategyRun]) -> pd.DataFrame:
         if "test" in m:
             row |= {"test_accuracy": round(100 * m["test"]["accuracy"], 2),
                     "test_f1": round(100 * m["test"]["f1"], 2)}
-        adapter = run.output_dir / "adapter"
+        adapter = run.output_dir / ADAPTER
         row |= {
             "train_time_s": m["train"]["train_runtime_s"],
             "train_samples_per_s": m["train"]["train_samples_per_second"],
@@ -156,11 +203,9 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def comparison_markdown(table: pd.DataFrame, values: dict[str, Any], strategies: list[str]) -> str:
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items()
-                     if k not in ("output_dir", "overwrite_output_dir", "quiet") and v is not None)
     return f"""# Strategy comparison
 
-`finetext compare --strategies {','.join(strategies)} {flags}`
+`finetext compare --strategies {','.join(strategies)} {command_flags(values)}`
 
 Accuracy and F1 in percent (validation: the kept model of each run). Train time is the training loop
 (evaluations included); wall time is the whole run (loading, tokenizing, final scoring, saving); peak RSS
@@ -168,6 +213,24 @@ is the run's process; size on disk is its output directory (a LoRA run's merged 
 
 {markdown_table(table)}
 """
+
+
+def command_flags(values: dict[str, Any]) -> str:
+    """The options of this comparison as command-line flags (what reproduces it)."""
+    flags = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("overwrite_output_dir", "quiet") or value is None:
+            continue
+        if isinstance(value, bool):
+            flags.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list):
+            flags.append(f"{flag} {','.join(map(str, value)) if key == 'class_weights' else ' '.join(map(str, value))}")
+        elif isinstance(value, dict):
+            flags.append(f"{flag} '{json.dumps(value)}' (YAML only)")
+        else:
+            flags.append(f"{flag} {value}")
+    return " ".join(flags)
 
 
 def write_chart(table: pd.DataFrame, path: Path) -> None:

@@ -390,6 +390,8 @@ def choose_union_member(value: Any, choices: list[Any]) -> tuple[Any, Any]:
 
     From the CLI a list flag arrives as a list of strings: ['balanced'] is the string, ['1', '3'] the list."""
     by_origin = {get_origin(c) or c: c for c in choices}
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and "," in value[0]:
+        value = value[0].split(",")  # `--class-weights 1,4` arrives as ['1,4']
     if isinstance(value, dict) and dict in by_origin:
         return by_origin[dict], value
     if isinstance(value, list) and len(value) == 1 and str in by_origin and not _is_number(value[0]):

@@ -229,7 +229,8 @@ def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | No
         out["text_pair"] = df[pair_col]
     out["label"] = df[label_col] if label_col in df.columns else UNLABELLED
     if label_separator and label_col in df.columns:  # an empty cell is an empty label set, not a missing label
-        out["label"] = out["label"].fillna("")
+        all_empty = split == "test" and out["label"].isna().all()  # but a test file may carry no labels at all
+        out["label"] = UNLABELLED if all_empty else out["label"].fillna("")
     if len(out) == 0:
         raise FinetextError(f"the {split} split is empty.", "Check the file.")
     text_cols = ["text", "text_pair"] if pair_col else ["text"]
@@ -284,13 +285,7 @@ def _encode_label_sets(split: str, df: pd.DataFrame, names: list[str]) -> pd.Dat
         return df
     exploded = df["label"].explode().dropna().infer_objects()
     ids = label_ids(exploded, names) if len(exploded) else exploded
-    unknown = exploded[ids.isna()]
-    if len(unknown):
-        shown = ", ".join(repr(v) for v in sorted({str(v) for v in unknown})[:5])
-        raise FinetextError(
-            f"the {split} data has label(s) {shown} ({len(unknown)} occurrences) that are not among the "
-            f"{len(names)} training labels ({', '.join(names[:10])}).",
-            "Fix the labels, or give the full list with --label-names.")
+    _refuse_unknown(split, exploded[ids.isna()], names, "occurrences")
     vectors = np.zeros((len(df), len(names)), dtype=np.float32)
     rows = np.asarray(ids.index, dtype=np.int64)
     vectors[rows, ids.to_numpy(dtype=np.int64)] = 1.0
@@ -318,18 +313,21 @@ def _is_integer(labels: pd.Series) -> bool:
 
 def _encode_labels(split: str, df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     labels = df["label"]
-    if split == "test" and _is_integer(labels) and bool((labels == UNLABELLED).all()):
+    if split == "test" and is_unlabelled(labels):
         return df.assign(label=UNLABELLED)  # an unlabelled test split, e.g. GLUE's
     ids = label_ids(labels, names)
-    unknown = labels[ids.isna()]
+    _refuse_unknown(split, labels[ids.isna()], names, "rows")
+    return df.assign(label=ids.astype("int64"))
+
+
+def _refuse_unknown(split: str, unknown: pd.Series, names: list[str], counted: str) -> None:
     if len(unknown):
         shown = ", ".join(repr(v) for v in sorted({str(v) for v in unknown})[:5])
         raise FinetextError(
-            f"the {split} data has label(s) {shown} ({len(unknown)} rows) that are not among the "
+            f"the {split} data has label(s) {shown} ({len(unknown)} {counted}) that are not among the "
             f"{len(names)} training labels ({', '.join(names[:10])}).",
             "Fix the labels, or give the full list with --label-names.",
         )
-    return df.assign(label=ids.astype("int64"))
 
 
 def label_ids(labels: pd.Series, names: list[str]) -> pd.Series:

@@ -118,18 +118,11 @@ def apply_strategy(model: PreTrainedModel, cfg: ModelConfig) -> nn.Module:
 
 
 def parameter_counts(model: nn.Module) -> dict:
-    total = sum(p.numel() for p in model.parameters())
+    """Trainable and total parameters. peft keeps a frozen copy of the head beside the trained one
+    (`original_module`); it is not counted, so a LoRA total is the model's plus its adapters."""
+    total = sum(p.numel() for name, p in model.named_parameters() if ".original_module." not in name)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable, "trainable_percent": round(100 * trainable / total, 4)}
-
-
-def merged(model: nn.Module) -> PreTrainedModel:
-    """A LoRA model with its adapters folded into the weights: a plain transformers model again."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
-        return model.merge_and_unload()
-    return model
 
 
 def is_lora(model: nn.Module) -> bool:

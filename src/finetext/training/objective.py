@@ -68,7 +68,8 @@ def _balanced(labels: np.ndarray, k: int, multi_label: bool) -> list[float]:
     if multi_label:  # positive weight per label: negatives / positives, as BCEWithLogitsLoss's pos_weight
         positives = labels.sum(axis=0)
         negatives = len(labels) - positives
-        return [float(n / p) if p else 1.0 for n, p in zip(negatives, positives, strict=True)]
+        # a label that is never (or always) positive keeps weight 1: 0 or infinity would not train it
+        return [float(n / p) if p and n else 1.0 for n, p in zip(negatives, positives, strict=True)]
     present = np.unique(labels)
     balanced = compute_class_weight("balanced", classes=present, y=labels)  # n / (n_classes * count)
     weights = dict(zip(present.tolist(), balanced.tolist(), strict=True))

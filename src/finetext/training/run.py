@@ -65,6 +65,8 @@ class TrainingRun:
         if not cfg.data.has_source():
             raise FinetextError("no data given.", "Pass --dataset NAME_OR_PATH or --train-file FILE.")
         self.cfg = cfg
+        self.adapter_dir: Path | None = None
+        """LoRA: where the trained adapter waits (inside output_dir) until the artifact is written."""
         # Joins the process group under accelerate launch / torchrun (gloo on CPUs, nccl on GPUs).
         self.state = PartialState(cpu=not torch.cuda.is_available())
 
@@ -171,7 +173,7 @@ class TrainingRun:
     def finish_model(self) -> None:
         """The model to evaluate and save. A LoRA model is saved as adapters (in a hidden folder until the
         artifact is written) and then merged, so the final scores are those of the weights saved."""
-        model, self.adapter_dir = self.fit.model, None
+        model = self.fit.model
         if is_lora(model):
             self.adapter_dir = Path(tempfile.mkdtemp(dir=self.out, prefix=".adapter-"))
             model.save_pretrained(self.adapter_dir)  # before merging, which consumes the adapters
@@ -217,17 +219,19 @@ class TrainingRun:
     def cleanup(self) -> None:
         """Checkpoints are only for resuming; a finished run keeps just the artifact."""
         shutil.rmtree(self.out / CHECKPOINTS, ignore_errors=True)
-        if getattr(self, "adapter_dir", None):
-            shutil.rmtree(self.adapter_dir, ignore_errors=True)
 
     def run(self) -> TrainResult:
         self.setup()
         self.train()
         result = TrainResult(self.out, {})
         if self.state.is_main_process:
-            self.finish_model()
-            self.evaluate()
-            result = self.save()
+            try:
+                self.finish_model()
+                self.evaluate()
+                result = self.save()
+            finally:  # the checkpoints stay until the artifact is saved; the adapter copy never outlives it
+                if self.adapter_dir is not None:
+                    shutil.rmtree(self.adapter_dir, ignore_errors=True)
             self.cleanup()
         self.state.wait_for_everyone()
         return result
