@@ -93,8 +93,7 @@ def test_report_thresholds_sigmoid_probabilities_and_matches_sklearn():
     logits = np.array([[2.0, -1.0, 0.1], [-2.0, 0.3, -0.1], [0.0, 0.0, -3.0]])
     labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
     report = report_from_logits(logits, labels, ["a", "b", "c"], multi_label=True, threshold=0.5)
-    predicted = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])  # sigmoid(0) = 0.5 reaches the threshold
-    assert report["accuracy"] == 1.0 and report["f1"] == 1.0
+    assert report["accuracy"] == 1.0 and report["f1"] == 1.0  # sigmoid(0) = 0.5 reaches the threshold
     strict = report_from_logits(logits, labels, ["a", "b", "c"], multi_label=True, threshold=0.6)
     predicted = (1 / (1 + np.exp(-logits)) >= 0.6).astype(int)
     assert strict["f1"] == pytest.approx(f1_score(labels, predicted, average="micro"))

@@ -63,7 +63,7 @@ def compare(values: dict[str, Any], strategies: list[str]) -> Path:
     cfg = config_from_flat(values)  # every option is checked before the first run starts...
     check_strategies(cfg, strategies)  # ...and so is every strategy against the model's layers
     out = Path(cfg.output_dir).expanduser()
-    if (out / CSV).exists() and not values.get("overwrite_output_dir"):
+    if (out / CSV).exists() and not cfg.overwrite_output_dir:
         raise FinetextError(f"{out} already holds a comparison.",
                             "Pass --overwrite-output-dir to redo it, or choose another --output-dir.")
     out.mkdir(parents=True, exist_ok=True)

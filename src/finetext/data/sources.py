@@ -75,7 +75,7 @@ class LabelledData:
 def is_unlabelled(labels: pd.Series) -> bool:
     """A split whose labels are all the UNLABELLED marker (scalars; labelled multi-label rows hold vectors)."""
     first = labels.iloc[0]
-    return not _is_list_like(first) and _is_integer(labels) and bool((labels == UNLABELLED).all())
+    return not is_label_set(first) and _is_integer(labels) and bool((labels == UNLABELLED).all())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -255,8 +255,14 @@ def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | No
     return out.reset_index(drop=True)
 
 
-def _is_list_like(value) -> bool:
+def is_label_set(value) -> bool:
+    """A multi-label row's label: a list of labels, or after encoding a 0/1 vector."""
     return isinstance(value, (list, tuple, np.ndarray))
+
+
+def label_array(labels: pd.Series) -> np.ndarray:
+    """Class ids as a vector, or multi-label 0/1 vectors as an (examples x labels) matrix."""
+    return np.stack(labels.to_numpy()) if is_label_set(labels.iloc[0]) else labels.to_numpy()
 
 
 def detect_multi_label(cfg: DataConfig, splits: dict[str, pd.DataFrame]) -> bool:
@@ -264,13 +270,13 @@ def detect_multi_label(cfg: DataConfig, splits: dict[str, pd.DataFrame]) -> bool
         return cfg.multi_label
     if cfg.label_separator:
         return True
-    return any(df["label"].map(_is_list_like).any() for df in splits.values())
+    return any(df["label"].map(is_label_set).any() for df in splits.values())
 
 
 def label_lists(labels: pd.Series, separator: str | None) -> pd.Series:
     """Every label as a list: lists stay, strings are split on the separator, a scalar becomes [scalar]."""
     def as_list(value) -> list:
-        if _is_list_like(value):
+        if is_label_set(value):
             return list(value)
         if separator and isinstance(value, str):
             return [part.strip() for part in value.split(separator) if part.strip()]
@@ -350,8 +356,8 @@ def _warn_missing_classes(splits: dict[str, pd.DataFrame], names: list[str]) -> 
     if "train" not in splits:
         return
     labels = splits["train"]["label"]
-    if _is_list_like(labels.iloc[0]):
-        absent = [int(i) for i in np.flatnonzero(np.stack(labels.to_numpy()).sum(axis=0) == 0)]
+    if is_label_set(labels.iloc[0]):
+        absent = [int(i) for i in np.flatnonzero(label_array(labels).sum(axis=0) == 0)]
     else:
         absent = sorted(set(range(len(names))) - set(labels))
     if absent:
@@ -361,7 +367,7 @@ def _warn_missing_classes(splits: dict[str, pd.DataFrame], names: list[str]) -> 
 
 def carve_validation(train: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded validation split from train, stratified by label when every class has two examples."""
-    if _is_list_like(train["label"].iloc[0]):  # label sets: no stratification
+    if is_label_set(train["label"].iloc[0]):  # label sets: no stratification
         kept, held = train_test_split(train, test_size=fraction, random_state=seed)
         return kept.reset_index(drop=True), held.reset_index(drop=True)
     counts = train["label"].value_counts()

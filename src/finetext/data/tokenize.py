@@ -6,6 +6,8 @@ import datasets
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
+from finetext.data.sources import is_label_set
+
 
 def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], pairs: list[str] | None, max_length: int,
            padding: str = "dynamic") -> dict[str, list]:
@@ -25,7 +27,7 @@ def tokenize_split(df: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_len
     pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
     features = dict(encode(tokenizer, df["text"].tolist(), pairs, max_length, padding))
     labels = df["label"]
-    if len(labels) and hasattr(labels.iloc[0], "__len__"):  # multi-label: float 0/1 vectors for BCE
+    if len(labels) and is_label_set(labels.iloc[0]):  # multi-label: float 0/1 vectors for BCE
         features["labels"] = [[float(v) for v in vector] for vector in labels]
     else:
         features["labels"] = labels.astype("int64").tolist()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from finetext.data.sources import label_array
 from finetext.evaluation.metrics import report_from_logits
 from finetext.inference.predict import Classifier, predict_logits
 
@@ -14,5 +14,4 @@ def evaluate_frame(clf: Classifier, df: pd.DataFrame, batch_size: int, progress:
     """Full metrics report (with confusion matrix) of clf on a clean split (columns text, text_pair, label)."""
     pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
     logits = predict_logits(clf, df["text"].tolist(), pairs, batch_size, progress, desc)
-    labels = np.stack(df["label"].to_numpy()) if clf.multi_label else df["label"].to_numpy()
-    return report_from_logits(logits, labels, clf.label_names, clf.multi_label, clf.threshold)
+    return report_from_logits(logits, label_array(df["label"]), clf.label_names, clf.multi_label, clf.threshold)

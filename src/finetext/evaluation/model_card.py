@@ -29,7 +29,7 @@ def model_card(cfg: TrainConfig, metrics: dict) -> str:
                 f"({params['trainable_percent']:.2f}%)")
     weights = metrics.get("class_weights")
     weights_line = ", ".join(f"{k} {v:.3g}" for k, v in weights.items()) if weights else "none"
-    kind = "multi-label (sigmoid per label, threshold " + f"{d.threshold:g})" if d.multi_label else "single-label"
+    kind = f"multi-label (sigmoid per label, threshold {d.threshold:g})" if d.multi_label else "single-label"
     labels = ", ".join(f"`{name}`" for name in metrics["label_names"])
     pair = f" paired with `{d.text_pair_column}`" if d.text_pair_column else ""
     return f"""---

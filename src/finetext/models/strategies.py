@@ -45,14 +45,18 @@ def encoder_layers(model: PreTrainedModel) -> tuple[str, nn.ModuleList]:
     return max(stacks, key=lambda item: len(item[1]))
 
 
+def head_parameter_names(model: PreTrainedModel) -> set[str]:
+    heads = tuple(f"{name}." for name in head_module_names(model))
+    return {name for name, _ in model.named_parameters() if name.startswith(heads)}
+
+
 def set_trainable(model: PreTrainedModel, names: set[str]) -> None:
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name in names)
 
 
 def freeze_all_but_head(model: PreTrainedModel) -> None:
-    heads = tuple(f"{name}." for name in head_module_names(model))
-    set_trainable(model, {n for n, _ in model.named_parameters() if n.startswith(heads)})
+    set_trainable(model, head_parameter_names(model))
 
 
 def freeze_all_but_top(model: PreTrainedModel, k: int) -> None:
@@ -65,8 +69,7 @@ def freeze_all_but_top(model: PreTrainedModel, k: int) -> None:
     first_trained = f"{prefix}.{stack_name}.{len(layers) - k}."
     base_names = [n for n, _ in model.named_parameters() if n.startswith(f"{prefix}.")]
     start = next(i for i, n in enumerate(base_names) if n.startswith(first_trained))
-    heads = tuple(f"{name}." for name in head_module_names(model))
-    set_trainable(model, set(base_names[start:]) | {n for n, _ in model.named_parameters() if n.startswith(heads)})
+    set_trainable(model, set(base_names[start:]) | head_parameter_names(model))
 
 
 # peft's per-architecture table (the LoRA paper's choice: the attention query and value projections)

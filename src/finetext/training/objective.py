@@ -4,7 +4,7 @@ the validation metrics, shared by both engines so they optimise and report the s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,6 +24,8 @@ class Objective:
     threshold: float = 0.5
     class_weights: list[float] | None = None
     """Per class (single-label) or per label positive weight (multi-label); None: unweighted."""
+    _weight: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    """class_weights as a tensor on the logits' device, made on first use rather than on every batch."""
 
     @property
     def num_labels(self) -> int:
@@ -31,11 +33,15 @@ class Objective:
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        weight = (torch.tensor(self.class_weights, dtype=torch.float32, device=logits.device)
-                  if self.class_weights else None)
+        weight = self.weight_on(logits.device)
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=weight)
         return F.cross_entropy(logits, labels, weight=weight)
+
+    def weight_on(self, device: torch.device) -> torch.Tensor | None:
+        if self.class_weights and (self._weight is None or self._weight.device != device):
+            self._weight = torch.tensor(self.class_weights, dtype=torch.float32, device=device)
+        return self._weight
 
     def metrics(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         return scalar_metrics(logits, labels, self.num_labels, self.multi_label, self.threshold)

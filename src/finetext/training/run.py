@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from accelerate import PartialState
@@ -22,7 +21,7 @@ from transformers import set_seed
 from finetext import __version__
 from finetext.artifacts import CHECKPOINTS, MANIFEST, prepare_output_dir, save_artifact, write_text_atomic
 from finetext.config import TrainConfig, config_from_flat, flatten
-from finetext.data.sources import LabelledData, load_labelled_data, resolved_data_config
+from finetext.data.sources import LabelledData, label_array, load_labelled_data, resolved_data_config
 from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
 from finetext.evaluation.evaluate import evaluate_frame
@@ -99,12 +98,10 @@ class TrainingRun:
                         for split in ("train", "validation")}
 
     def build_objective(self) -> Objective:
-        data = self.cfg.data
-        labels = self.data.splits["train"]["label"]
-        train_labels = np.stack(labels.to_numpy()) if self.data.multi_label else labels.to_numpy()
+        train_labels = label_array(self.data.splits["train"]["label"])
         weights = resolve_class_weights(self.cfg.training.class_weights, train_labels, self.data.label_names,
                                         self.data.multi_label)
-        return Objective(self.data.label_names, self.data.multi_label, data.threshold, weights)
+        return Objective(self.data.label_names, self.data.multi_label, self.cfg.data.threshold, weights)
 
     def prepare_output_dir(self) -> Path:
         """Create output_dir (main process), refusing to silently restart or clobber an earlier run."""
