@@ -13,11 +13,14 @@ DATA_DIR = REPO.parent / "shared" / "data"
 # Exactly what a finished run leaves in its output directory.
 ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
                   "metrics.json", "README.md"}
-if not (DATA_DIR / "mrpc" / "train.parquet").is_file():  # one clear line instead of dozens of failures
-    pytest.exit(f"the real datasets are expected in {DATA_DIR} (../shared/data beside the checkout, as in CI); "
-                "put them there or link them: ln -s /path/to/shared ../shared", returncode=2)
 # Also for module-scoped fixtures, which pytest sets up before the function-scoped offline_env below.
 os.environ.update(HF_HUB_OFFLINE="1", FINETEXT_DATA_DIR=str(DATA_DIR), TOKENIZERS_PARALLELISM="false")
+
+
+def pytest_configure(config):
+    if not (DATA_DIR / "mrpc" / "train.parquet").is_file():  # one clear line instead of dozens of failures
+        pytest.exit(f"the real datasets are expected in {DATA_DIR} (../shared/data beside the checkout, as in "
+                    "CI); put them there or link them: ln -s /path/to/shared ../shared", returncode=2)
 
 
 @pytest.fixture(autouse=True)
