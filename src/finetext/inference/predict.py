@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+import finetext.models.scratch  # noqa: F401 - registers the scratch architecture with the Auto classes
 from finetext.artifacts import ADAPTER, Artifact, open_artifact
 from finetext.data.tokenize import encode
 from finetext.errors import FinetextError
@@ -69,15 +70,16 @@ def _load_base_with_adapter(artifact: Artifact, trust_remote_code: bool) -> PreT
     from peft import PeftModel
 
     from finetext.config import ModelConfig
-    from finetext.models.pretrained import load_classifier
+    from finetext.models.factory import load_model
 
-    base_name = artifact.settings.get("model", {}).get("model")
-    if not base_name:
+    settings = artifact.settings.get("model", {})
+    if not settings.get("model"):
         raise FinetextError(f"{artifact.path} holds a LoRA adapter but no finetext.yaml naming its base model.",
                             "Load it with peft.PeftModel.from_pretrained(base_model, 'DIR/adapter').")
+    base_cfg = ModelConfig(model=settings["model"], init_from=settings.get("init_from"),
+                           trust_remote_code=trust_remote_code)
     multi = artifact.problem_type == "multi_label_classification"
-    base = load_classifier(ModelConfig(model=base_name, trust_remote_code=trust_remote_code), artifact.label_names,
-                           multi)
+    _, base = load_model(base_cfg, int(artifact.data_setting("max_length") or 512), artifact.label_names, multi)
     return PeftModel.from_pretrained(base, artifact.path / ADAPTER).merge_and_unload()
 
 

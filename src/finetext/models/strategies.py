@@ -73,8 +73,10 @@ def freeze_all_but_top(model: PreTrainedModel, k: int) -> None:
 
 
 # peft's per-architecture table (the LoRA paper's choice: the attention query and value projections)
-# covers most encoders; this fills a gap for a common classifier. Others get every linear layer.
-EXTRA_LORA_TARGETS = {"distilbert": ["q_lin", "v_lin"]}
+# covers most encoders; this fills gaps. The scratch model's attention is torch's nn.MultiheadAttention,
+# which reads its projection weights directly (a LoRA wrapper on out_proj would be silently bypassed), so
+# its feed-forward layers are adapted. Others get every linear layer.
+EXTRA_LORA_TARGETS = {"distilbert": ["q_lin", "v_lin"], "finetext-glove-transformer": ["linear1", "linear2"]}
 
 
 def lora_targets(model: PreTrainedModel, cfg: ModelConfig) -> list[str] | str:
@@ -114,6 +116,8 @@ def apply_strategy(model: PreTrainedModel, cfg: ModelConfig) -> nn.Module:
         freeze_all_but_top(model, cfg.top_k)
     elif cfg.strategy == "lora":
         model = add_lora(model, cfg)
+    if cfg.freeze_embeddings:  # head and lora have frozen them already
+        model.get_input_embeddings().weight.requires_grad_(False)
     counts = parameter_counts(model)
     log.info("strategy %s: %s of %s parameters train (%.2f%%)", cfg.strategy, f"{counts['trainable']:,}",
              f"{counts['total']:,}", counts["trainable_percent"])

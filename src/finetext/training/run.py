@@ -27,7 +27,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation.evaluate import evaluate_frame
 from finetext.evaluation.model_card import model_card
 from finetext.inference.predict import Classifier
-from finetext.models.pretrained import load_classifier, load_tokenizer, resolve_model_path
+from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
 from finetext.training import checkpoint as ckpt
 from finetext.training.fit import FitResult
@@ -71,7 +71,8 @@ class TrainingRun:
 
     def setup(self) -> None:
         check_hardware(self.cfg)
-        resolve_model_path(self.cfg.model.model)  # a bad model name fails before the data is read
+        # a bad model name fails before the data is read; init_from names the model it holds
+        self.cfg = replace(self.cfg, model=resolve_model_config(self.cfg.model))
         self.out = self.prepare_output_dir()
         seed = self.cfg.training.seed
         set_seed(seed)
@@ -87,9 +88,9 @@ class TrainingRun:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
         log.info("data %s: %s; labels: %s", self.data.source, sizes, ", ".join(self.data.label_names))
-        self.tokenizer = load_tokenizer(self.cfg.model)
-        set_seed(seed)  # the new head's (and LoRA's) initialisation depends only on the seed
-        model = load_classifier(self.cfg.model, self.data.label_names, self.data.multi_label)
+        set_seed(seed)  # the new head's (LoRA's, a scratch model's) initialisation depends only on the seed
+        self.tokenizer, model = load_model(self.cfg.model, self.cfg.data.max_length, self.data.label_names,
+                                           self.data.multi_label)
         self.model = apply_strategy(model, self.cfg.model)
         self.parameters = {"strategy": self.cfg.model.strategy, **parameter_counts(self.model)}
         self.objective = self.build_objective()
