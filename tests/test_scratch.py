@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ARTIFACT_FILES
+from conftest import ARTIFACT_FILES, tiny_run
 from safetensors.torch import load_file
 from transformers import pipeline
 
@@ -200,3 +200,23 @@ def test_init_from_refuses_options_that_contradict_the_saved_model(agnews_model,
     (adapter_only / "adapter" / "adapter_config.json").write_text("{}")
     with pytest.raises(FinetextError, match="holds only a LoRA adapter"):
         load_for_transfer(ModelConfig(init_from=str(adapter_only)), ["neg", "pos"], False)
+
+
+def test_init_from_works_for_a_pretrained_family_too(tiny_model, tmp_path, caplog):
+    """SST-2 (negative/positive) -> IMDB (neg/pos): same count, other names, so the head is new; with head only,
+    every BERT weight, pooler included, stays as the SST-2 run left it."""
+    caplog.set_level(logging.INFO, logger="finetext")
+    sst2 = tmp_path / "sst2"
+    finetext.train(tiny_run(tiny_model, sst2, dataset="sst2", epochs=1))
+    out = tmp_path / "imdb"
+    values = tiny_run(tiny_model, out, dataset="imdb", epochs=1, init_from=str(sst2), strategy="head")
+    del values["model"]  # init_from brings the model
+    result = finetext.train(values)
+    assert "its labels (negative, positive) differ from the data's (neg, pos)" in caplog.text
+    before, after = load_file(sst2 / "model.safetensors"), load_file(out / "model.safetensors")
+    bert = [name for name in before if name.startswith("bert.")]
+    assert bert and all(torch.equal(before[name], after[name]) for name in bert)
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    assert result.metrics["parameters"]["trainable"] == 32 * 2 + 2
+    saved = (out / "finetext.yaml").read_text()
+    assert f"model: {tiny_model}" in saved  # the family of the init_from model, recorded
