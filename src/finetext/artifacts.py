@@ -116,6 +116,9 @@ class Artifact:
     def data_setting(self, key: str, default=None):
         return self.settings.get("data", {}).get(key, default)
 
+    def model_setting(self, key: str, default=None):
+        return self.settings.get("model", {}).get(key, default)
+
 
 def open_artifact(path: str | Path) -> Artifact:
     """Check that path is a usable model directory; finetext.yaml is optional (plain HF models work too)."""

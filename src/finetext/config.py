@@ -186,15 +186,14 @@ class ModelConfig:
     def default_learning_rate(self) -> float:
         """Frozen weights move nothing, so the few that train take larger steps; a small model trained from
         scratch takes larger steps than a pretrained one (see docs/decisions.md)."""
-        table = SCRATCH_LEARNING_RATES if self.is_scratch() else DEFAULT_LEARNING_RATES
-        return table[self.strategy]
+        return SCRATCH_LEARNING_RATE if self.is_scratch() else DEFAULT_LEARNING_RATES[self.strategy]
 
 
 SCRATCH_MODEL = "scratch"
 SCRATCH_OPTIONS = ("scratch_layers", "scratch_heads", "scratch_width", "scratch_dropout", "scratch_vocab_size",
                    "glove_file")
 DEFAULT_LEARNING_RATES = {"full": 5e-5, "top_k": 5e-5, "lora": 5e-4, "head": 1e-3}
-SCRATCH_LEARNING_RATES = {"full": 1e-3, "top_k": 1e-3, "lora": 1e-3, "head": 1e-3}
+SCRATCH_LEARNING_RATE = 1e-3
 
 
 @dataclass

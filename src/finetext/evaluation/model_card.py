@@ -40,7 +40,7 @@ pipeline_tag: text-classification
 
 # Text classifier fine-tuned with finetext
 
-{origin(m)} on `{metrics['data']['source']}` (text column `{d.text_column}`{pair},
+{origin(m, metrics['data']['source'])} (text column `{d.text_column}`{pair},
 label column `{d.label_column}`). Labels: {labels}.
 
 ## Results
@@ -71,10 +71,7 @@ The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json
 ## Use
 
 ```python
-{"import finetext  # registers the scratch architecture with transformers" + chr(10) if m.is_scratch() else ""}\
-from transformers import pipeline
-classify = pipeline("text-classification", model="path/to/this/folder")
-classify("some text")
+{pipeline_code(m)}
 ```
 
 or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}
@@ -86,13 +83,23 @@ def base_model_line(m: ModelConfig) -> str:
     return "" if m.is_scratch() or m.init_from else f"base_model: {m.model}\n"
 
 
-def origin(m: ModelConfig) -> str:
+def origin(m: ModelConfig, source: str) -> str:
+    """How the model began and what it was trained on: the card's first sentence, up to the columns."""
     if m.init_from:
         family = "a scratch GloVe transformer" if m.is_scratch() else f"fine-tuned from `{m.model}`"
-        return f"Fine-tuned from the finetext model in `{m.init_from}` ({family})"
+        return f"Fine-tuned from the finetext model in `{m.init_from}` ({family}) on `{source}`"
     if m.is_scratch():
-        return "A transformer trained from scratch on GloVe word vectors (architecture in `config.json`), trained"
-    return f"Fine-tuned from `{m.model}`"
+        return (f"A transformer trained from scratch on GloVe word vectors (architecture in `config.json`), "
+                f"on `{source}`")
+    return f"Fine-tuned from `{m.model}` on `{source}`"
+
+
+def pipeline_code(m: ModelConfig) -> str:
+    lines = ["from transformers import pipeline",
+             'classify = pipeline("text-classification", model="path/to/this/folder")', 'classify("some text")']
+    if m.is_scratch():  # the model type is known to transformers once finetext is imported
+        lines.insert(0, "import finetext  # registers the scratch architecture with transformers")
+    return "\n".join(lines)
 
 
 def adapter_note(m) -> str:

@@ -72,11 +72,10 @@ def _load_base_with_adapter(artifact: Artifact, trust_remote_code: bool) -> PreT
     from finetext.config import ModelConfig
     from finetext.models.factory import load_model
 
-    settings = artifact.settings.get("model", {})
-    if not settings.get("model"):
+    if not artifact.model_setting("model"):
         raise FinetextError(f"{artifact.path} holds a LoRA adapter but no finetext.yaml naming its base model.",
                             "Load it with peft.PeftModel.from_pretrained(base_model, 'DIR/adapter').")
-    base_cfg = ModelConfig(model=settings["model"], init_from=settings.get("init_from"),
+    base_cfg = ModelConfig(model=artifact.model_setting("model"), init_from=artifact.model_setting("init_from"),
                            trust_remote_code=trust_remote_code)
     multi = artifact.problem_type == "multi_label_classification"
     _, base = load_model(base_cfg, int(artifact.data_setting("max_length") or 512), artifact.label_names, multi)

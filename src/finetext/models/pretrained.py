@@ -91,7 +91,7 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
         raise _load_error(cfg.model, "model", exc) from None
     finally:
         hf_logging.set_verbosity(previous)
-    log.info("loaded %s with a new %d-label classification head", cfg.model, len(label_names))
+    log.info("loaded %s for %d labels", cfg.model, len(label_names))
     return model
 
 

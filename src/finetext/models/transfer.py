@@ -7,13 +7,13 @@ import logging
 from dataclasses import replace
 
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers import logging as hf_logging
+from transformers import PreTrainedModel
 
 import finetext.models.scratch  # noqa: F401 - registers the scratch architecture with the Auto classes
 from finetext.artifacts import Artifact, open_artifact
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError
+from finetext.models.pretrained import load_classifier, load_tokenizer
 from finetext.models.strategies import head_module_names
 
 log = logging.getLogger("finetext")
@@ -35,7 +35,7 @@ def with_source_model(cfg: ModelConfig) -> ModelConfig:
     """cfg with ``model`` set to the init_from model's own (e.g. 'scratch'), so the saved config, the default
     learning rate and the model card describe what is really trained. A different --model is refused."""
     artifact = source_artifact(cfg)
-    source_model = artifact.settings.get("model", {}).get("model") or str(artifact.path)
+    source_model = artifact.model_setting("model") or str(artifact.path)
     if cfg.model not in (DEFAULT_MODEL, source_model):
         raise FinetextError(f"--model {cfg.model} conflicts with --init-from {artifact.path}, which holds a "
                             f"'{source_model}' model.", "Drop --model: with --init-from the model comes from DIR.")
@@ -46,21 +46,12 @@ def load_for_transfer(cfg: ModelConfig, label_names: list[str], multi_label: boo
     """Tokenizer and model of the init_from directory, with the data's labels. The classifier is kept when the
     labels are the same (continued training) and replaced by a freshly initialised one otherwise."""
     artifact = source_artifact(cfg)
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the replaced classifier is expected: said once below, not at length
+    source = replace(cfg, model=str(artifact.path), init_from=None)  # loaded like any local checkpoint
     try:
-        tokenizer = AutoTokenizer.from_pretrained(artifact.path, trust_remote_code=cfg.trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            artifact.path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-            label2id={name: i for i, name in enumerate(label_names)}, ignore_mismatched_sizes=True,
-            problem_type="multi_label_classification" if multi_label else "single_label_classification",
-            use_safetensors=True, trust_remote_code=cfg.trust_remote_code)
-    except Exception as exc:  # noqa: BLE001 - any failure here is one message for the user
-        reason = " ".join(str(exc).split())[:240]
-        raise FinetextError(f"cannot load --init-from {artifact.path}: {reason}",
-                            "Check the directory is the output of a finished finetext run.") from None
-    finally:
-        hf_logging.set_verbosity(previous)
+        tokenizer, model = load_tokenizer(source), load_classifier(source, label_names, multi_label)
+    except FinetextError as exc:
+        raise FinetextError(f"--init-from: {exc.problem}", "Check the directory is the output of a finished "
+                            "finetext run.") from None
     if artifact.label_names == label_names:
         log.info("init_from %s: same labels (%s); its classifier is kept", artifact.path, ", ".join(label_names))
     else:
