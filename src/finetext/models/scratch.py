@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -138,7 +137,7 @@ def build_scratch(cfg: ModelConfig, max_length: int, label_names: list[str],
     )
     model = GloveTransformerForSequenceClassification(config)
     with torch.no_grad():
-        model.get_input_embeddings().weight.copy_(torch.from_numpy(np.asarray(embeddings)))
+        model.get_input_embeddings().weight.copy_(torch.from_numpy(embeddings))
     log.info("scratch model: %s GloVe words (%d dimensions, from %s), %d layers x %d wide, %d heads",
              f"{len(vectors.words):,}", embeddings.shape[1], vectors.source, cfg.scratch_layers, cfg.scratch_width,
              cfg.scratch_heads)
