@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,14 @@ DATA_DIR = REPO.parent / "shared" / "data"
 ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
                   "metrics.json", "README.md"}
 # Also for module-scoped fixtures, which pytest sets up before the function-scoped offline_env below.
-os.environ.update(HF_HUB_OFFLINE="1", FINETEXT_DATA_DIR=str(DATA_DIR), TOKENIZERS_PARALLELISM="false")
+# The tokenization cache goes to a folder of this test session, never to the user's ~/.cache.
+os.environ.update(HF_HUB_OFFLINE="1", FINETEXT_DATA_DIR=str(DATA_DIR), TOKENIZERS_PARALLELISM="false",
+                  FINETEXT_CACHE_DIR=tempfile.mkdtemp(prefix="finetext-test-cache-"))
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    """A run's history minus the wall-clock field, which no two runs share."""
+    return [{k: v for k, v in entry.items() if k != "train_seconds"} for entry in history]
 
 
 def pytest_configure(config):

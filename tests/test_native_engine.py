@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ARTIFACT_FILES, tiny_run
+from conftest import ARTIFACT_FILES, tiny_run, without_timing
 
 import finetext
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
@@ -30,6 +30,9 @@ def test_native_writes_the_same_artifact_and_metrics_layout(both_engines):
         assert all(h["validation"]["num_examples"] == 47 and h["train_loss"] is not None for h in history)
         assert history[0].keys() == trainer.metrics["history"][0].keys()
         assert history[0]["validation"].keys() == trainer.metrics["history"][0]["validation"].keys()
+        # training time without evaluations, for time-to-accuracy: grows, and never exceeds the whole run
+        seconds = [h["train_seconds"] for h in history]
+        assert 0 < seconds[0] < seconds[1] <= run.metrics["train"]["train_runtime_s"]
         assert run.metrics["train"]["train_tokens_per_second"] > run.metrics["train"]["train_samples_per_second"]
     saved = json.loads((native.output_dir / "metrics.json").read_text())
     assert saved == native.metrics and saved["best"] in saved["history"]
@@ -53,7 +56,7 @@ def test_native_model_loads_in_pipeline_with_label_names(both_engines):
 def test_native_is_deterministic(tiny_model, tmp_path, both_engines):
     again = finetext.train(tiny_run(tiny_model, tmp_path / "again", dataset="sst2", engine="native",
                                     eval_samples=47))
-    assert again.metrics["history"] == both_engines["native"].metrics["history"]
+    assert without_timing(again.metrics["history"]) == without_timing(both_engines["native"].metrics["history"])
 
 
 def test_early_stopping_stops_after_patience_evaluations(tiny_model, tmp_path):

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(show)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on labelled data")
-    evaluate.add_argument("model_dir", help="output directory of a training run")
+    evaluate.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_config_flags(evaluate, {"dataset", "data_dir", "test_file", "validation_file", "text_column",
                                 "text_pair_column", "label_column", "eval_samples", "bad_rows", "max_length",
                                 "label_separator", "multi_label", "threshold", "quiet"})
@@ -104,16 +104,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
 
     predict = commands.add_parser("predict", help="predict labels for texts or a file")
-    predict.add_argument("model_dir", help="output directory of a training run")
+    predict.add_argument("model_dir", help="output directory of a training run or of finetext export")
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--text-pair", nargs="+", help="second texts, one per text (sentence-pair models)")
     predict.add_argument("--input", help="file to classify (CSV, TSV, JSON, JSONL, Parquet)")
     predict.add_argument("--output", help="where to write the predictions (type from the extension)")
     predict.add_argument("--text-column", help="text column of --input (default: the one trained on)")
     predict.add_argument("--text-pair-column", help="second text column of --input")
-    predict.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    predict.add_argument("--batch-size", type=int, default=32, help="examples per batch")
+    predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                         help="auto: bfloat16 autocast where the CPU/GPU runs it natively (AVX512-BF16, AMX, "
+                              "CUDA), else fp32; fp32 reproduces the evaluation's scores exactly")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export = commands.add_parser(
+        "export", help="export a trained model to ONNX for onnxruntime",
+        description="Write MODEL_DIR as OUTPUT_DIR/model.onnx with its tokenizer, label names and export.json "
+        "(versions and the largest probability difference from PyTorch). finetext predict and evaluate load "
+        "the exported directory like a training run's.")
+    export.add_argument("model_dir", help="output directory of a training run")
+    export.add_argument("--format", default="onnx", help="export format: onnx (the default and only one)")
+    export.add_argument("--quantize", help="int8: dynamic quantization, int8 weights (smaller and faster on "
+                        "CPUs; probabilities shift slightly); default: fp32 weights")
+    export.add_argument("--output-dir", required=True, help="directory to write the exported model to")
+    export.add_argument("--overwrite", action="store_true", help="replace --output-dir when it is not empty")
     return parser
 
 
@@ -211,12 +226,13 @@ def run_predict(args: argparse.Namespace) -> int:
         if not args.output:
             raise FinetextError("--input needs --output FILE for the predictions.")
         path = api.predict_file(args.model_dir, args.input, args.output, args.text_column,
-                                args.text_pair_column, args.batch_size, progress=not args.quiet)
+                                args.text_pair_column, args.batch_size, progress=not args.quiet,
+                                precision=args.precision)
         print(f"predictions written to {path}")
         return 0
     if not args.texts:
         raise FinetextError("nothing to predict.", 'Pass texts ("some text") or --input FILE --output FILE.')
-    records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size)
+    records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size, precision=args.precision)
     for text, record in zip(args.texts, records, strict=True):
         if args.json:
             print(json.dumps({"text": text, **record}, ensure_ascii=False))
@@ -227,6 +243,20 @@ def run_predict(args: argparse.Namespace) -> int:
                 print(f"{found}\t{shown}")
             else:
                 print(f"{record['label']}\t{record['score']:.3f}\t{shown}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from finetext.api import export
+    from finetext.inference.export import EXPORT_INFO
+
+    setup_logging(False)
+    out = export(args.model_dir, args.output_dir, format=args.format, quantize=args.quantize,
+                 overwrite=args.overwrite)
+    info = json.loads((out / EXPORT_INFO).read_text(encoding="utf-8"))
+    print(f"{info['format']} model ({info['quantize'] or 'fp32'}, opset {info['opset']}) written to {out}; "
+          f"max probability difference from PyTorch on {info['probe_texts']} probe texts: "
+          f"{info['max_probability_difference']:.2e}")
     return 0
 
 
@@ -255,7 +285,7 @@ def setup_logging(quiet: bool) -> None:
 
 
 COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,
-            "config": run_config}
+            "config": run_config, "export": run_export}
 
 
 def main(argv: list[str] | None = None) -> int:

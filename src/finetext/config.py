@@ -71,6 +71,10 @@ class DataConfig:
     padding: Literal["dynamic", "max_length"] = "dynamic"
     """'dynamic' pads each batch to its longest example; 'max_length' pads everything to max_length (the
     tutorials' behaviour, slower)."""
+    cache_tokenized: bool = True
+    """Keep tokenized splits on disk, keyed by the split's contents, the tokenizer and max_length/padding, so a
+    later run (or compare's next configuration) on the same data skips tokenization. Stored in
+    FINETEXT_CACHE_DIR (default ~/.cache/finetext/tokenized); safe to delete at any time."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.validation_fraction < 1.0:
@@ -130,6 +134,13 @@ class ModelConfig:
     classifier (the final layer)."""
     freeze_embeddings: bool = False
     """Keep the input word embeddings fixed (for --model scratch: the GloVe vectors)."""
+    attention_dropout: float | None = 0.0
+    """Dropout on the attention probabilities of a pretrained model. Default 0: with it PyTorch's SDPA runs
+    its fused attention kernel in training, 1.3x (128 tokens) to 3x (512 tokens) faster per step on CPU
+    (docs/performance.md); 'none' keeps the checkpoint's value (0.1 for BERT). Scratch models have none."""
+    hidden_dropout: float | None = None
+    """Dropout on the hidden states of a pretrained model (BERT's hidden_dropout_prob, DistilBERT's dropout).
+    Default: the checkpoint's value. Scratch models: scratch_dropout."""
     scratch_layers: int = 2
     """--model scratch: transformer encoder layers."""
     scratch_heads: int = 4
@@ -153,8 +164,10 @@ class ModelConfig:
             raise FinetextError(f"lora_rank must be a positive integer, got {self.lora_rank}.")
         if self.lora_alpha <= 0:
             raise FinetextError(f"lora_alpha must be positive, got {self.lora_alpha}.")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise FinetextError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise FinetextError(f"{name} must be in [0, 1), got {value}.")
         self.check_scratch_options()
 
     def is_scratch(self) -> bool:
@@ -182,6 +195,10 @@ class ModelConfig:
                                 f"({self.scratch_width}).", "E.g. --scratch-width 64 --scratch-heads 4.")
         if not 0.0 <= self.scratch_dropout < 1.0:
             raise FinetextError(f"scratch_dropout must be in [0, 1), got {self.scratch_dropout}.")
+        if self.is_scratch() and (self.hidden_dropout is not None or self.attention_dropout):
+            raise FinetextError("attention_dropout and hidden_dropout set a pretrained model's dropout; a scratch "
+                                "model has no attention dropout and sets the rest with scratch_dropout.",
+                                "Use --scratch-dropout P instead.")
 
     def default_learning_rate(self) -> float:
         """Frozen weights move nothing, so the few that train take larger steps; a small model trained from
@@ -246,8 +263,12 @@ class TrainingConfig:
     """Stop after this many evaluations without improvement. Default: never stop early."""
     seed: int = 42
     """Seed for shuffling, subsets, the carved validation split, initialisation and dropout."""
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    """Numeric precision of training. fp16 needs a CUDA GPU; bf16 needs a GPU or CPU that supports it."""
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """Numeric precision of training (mixed precision: the weights stay float32). 'auto': bf16 where it runs
+    natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32. fp16 needs a CUDA GPU."""
+    torch_compile: bool = False
+    """Compile the model with torch.compile (inductor). The first steps are slow while it compiles, so it pays
+    off only on long runs; see docs/performance.md for the measured effect."""
     group_by_length: bool = True
     """Batch examples of similar length together so dynamic padding wastes less compute."""
     dataloader_num_workers: int = 0

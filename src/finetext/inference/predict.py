@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,8 @@ from finetext.artifacts import ADAPTER, Artifact, open_artifact
 from finetext.data.tokenize import encode
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
+from finetext.hardware import resolve_precision
+from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
 
 
 @dataclass
@@ -32,10 +35,18 @@ class Classifier:
     multi_label: bool = False
     threshold: float = 0.5
     label_separator: str | None = None
+    precision: str = "fp32"
+    """'bf16' runs the model under bfloat16 autocast (about 2-3x faster on long texts on CPUs with
+    AVX512-BF16/AMX); 'auto' decides per call (finetext.hardware.resolve_precision, by the mean tokens of a
+    batch); the logits are returned as float32 either way."""
 
 
-def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifier:
-    """Load a finetext output directory (or any saved HF classification model) for inference."""
+def load_classifier_dir(path: str, trust_remote_code: bool = False, precision: str = "auto") -> Classifier:
+    """Load a finetext output directory, an exported ONNX directory or any saved HF classification model.
+
+    precision: 'auto' (bf16 where the hardware runs it natively, else fp32), 'bf16' or 'fp32'."""
+    if (Path(path).expanduser() / ONNX_MODEL).is_file():
+        return load_onnx_classifier(path)
     artifact = open_artifact(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(artifact.path, trust_remote_code=trust_remote_code)
@@ -50,7 +61,12 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifie
         reason = " ".join(str(exc).split())[:240]
         raise FinetextError(f"cannot load the model in {artifact.path}: {reason}",
                             "Re-run training, or check the directory is complete.") from None
-    model.eval()
+    return classifier_for(artifact, model.eval(), tokenizer, precision)
+
+
+def classifier_for(artifact: Artifact, model, tokenizer, precision: str) -> Classifier:
+    """The Classifier of a loaded model (PyTorch, or onnxruntime behind the same call): label names, max
+    length, columns and threshold from the artifact's config.json and finetext.yaml."""
     names = artifact.label_names or [str(i) for i in range(model.config.num_labels)]
     max_length = int(artifact.data_setting("max_length") or min(tokenizer.model_max_length, 512))
     return Classifier(
@@ -62,6 +78,7 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False) -> Classifie
         multi_label=artifact.problem_type == "multi_label_classification",
         threshold=float(artifact.data_setting("threshold") or 0.5),
         label_separator=artifact.data_setting("label_separator"),
+        precision=precision,
     )
 
 
@@ -84,21 +101,27 @@ def _load_base_with_adapter(artifact: Artifact, trust_remote_code: bool) -> PreT
 
 @torch.inference_mode()
 def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64,
-                   progress: bool = True, desc: str = "predict") -> np.ndarray:
-    """Logits for every text, in input order. Batches are length-sorted to minimise padding."""
+                   progress: bool = True, desc: str = "predict", sort_by_length: bool = True) -> np.ndarray:
+    """Logits for every text, in input order. Batches are length-sorted (longest first) to minimise padding;
+    sort_by_length=False keeps the input order (for measuring what sorting gains)."""
     if pairs is not None and len(pairs) != len(texts):
         raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.")
     encoded = encode(clf.tokenizer, texts, pairs, clf.max_length)
     input_ids = encoded["input_ids"]
-    order = np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1]
-    device = next(clf.model.parameters()).device
+    order = (np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1] if sort_by_length
+             else np.arange(len(input_ids)))
+    device = clf.model.device
+    tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * batch_size
+    bf16 = resolve_precision(clf.precision, tokens_per_batch, getattr(clf.model.config, "hidden_size", None)) == "bf16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     logits = np.zeros((len(texts), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
         index = order[start:start + batch_size]
         batch = clf.tokenizer.pad({k: [encoded[k][i] for i in index] for k in keys}, return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits[index] = clf.model(**batch).logits.float().cpu().numpy()
+        with autocast:
+            logits[index] = clf.model(**batch).logits.float().cpu().numpy()
     return logits
 
 

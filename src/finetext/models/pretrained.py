@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import logging as hf_logging
 
 from finetext.config import DEFAULT_MODEL, ModelConfig
@@ -79,6 +79,7 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             source,
+            **dropout_overrides(source, cfg),
             num_labels=len(label_names),
             id2label=id2label,
             label2id={name: i for i, name in id2label.items()},
@@ -93,6 +94,24 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
         hf_logging.set_verbosity(previous)
     log.info("loaded %s for %d labels", cfg.model, len(label_names))
     return model
+
+
+# The names architectures give the two dropouts (BERT family; DistilBERT, BART; GPT-2). Only the names the
+# checkpoint's config has are passed on, since from_pretrained hands unknown keywords to the model's __init__.
+ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+HIDDEN_DROPOUT_NAMES = ("hidden_dropout_prob", "dropout", "resid_pdrop", "embd_pdrop", "hidden_dropout")
+
+
+def dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
+    """Config overrides for --attention-dropout / --hidden-dropout, under the names this architecture uses."""
+    wanted = [(ATTENTION_DROPOUT_NAMES, cfg.attention_dropout), (HIDDEN_DROPOUT_NAMES, cfg.hidden_dropout)]
+    if all(value is None for _, value in wanted):
+        return {}
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise _load_error(cfg.model, "model config", exc) from None
+    return {name: value for names, value in wanted if value is not None for name in names if hasattr(config, name)}
 
 
 def _load_error(name: str, what: str, exc: Exception) -> FinetextError:

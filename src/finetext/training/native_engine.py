@@ -57,6 +57,9 @@ class Progress:
     """One entry per evaluation; the best entry and the patience count are derived from it."""
     train_seconds: float = 0.0
     """Training time of all sessions of this run, resumed ones included."""
+    pause_seconds: float = 0.0
+    """The part of it spent evaluating and writing checkpoints (history entries report training time
+    without it)."""
     num_processes: int = 1
 
     def last_eval_step(self) -> int:
@@ -68,7 +71,8 @@ def accelerator_for(cfg: TrainingConfig) -> Accelerator:
     # keeps its own torch RNG (dropout), which checkpoints save per process.
     return Accelerator(mixed_precision=MIXED_PRECISION[cfg.precision],
                        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                       cpu=not torch.cuda.is_available(), rng_types=[])
+                       cpu=not torch.cuda.is_available(), rng_types=[],
+                       dynamo_backend="inductor" if cfg.torch_compile else "no")
 
 
 def adamw(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -228,11 +232,14 @@ class NativeEngine:
         """Score the model, record it, checkpoint; True when early stopping says stop."""
         p, cfg, metric = self.progress, self.cfg, self.cfg.metric_for_best_model
         self.sync_losses()
+        eval_started = time.perf_counter()
+        train_seconds = p.train_seconds + eval_started - started - p.pause_seconds
         validation = self.evaluate()
+        p.pause_seconds += time.perf_counter() - eval_started
         previous_best = best_entry(p.history, metric)
         entry = {"epoch": round(p.global_step / self.updates_per_epoch, 3), "step": p.global_step,
                  "train_loss": round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
-                 "validation": validation}
+                 "train_seconds": round(train_seconds, 2), "validation": validation}
         p.history.append(entry)
         p.loss_sum, p.loss_count = 0.0, 0
         log.info("epoch %.2f step %d: %s", entry["epoch"], p.global_step,
@@ -254,6 +261,7 @@ class NativeEngine:
         as checkpoints/best, before step-N: if a kill falls in between, the resumed run replays to step N,
         finds the same improvement and publishes both again."""
         acc, p = self.accelerator, self.progress
+        save_started = time.perf_counter()
         self.sync_losses()
         tmp = self.checkpoint_dir / f".tmp-step-{p.global_step}"
         saved = dataclasses.replace(p, train_seconds=p.train_seconds + time.perf_counter() - started)
@@ -272,6 +280,7 @@ class NativeEngine:
             ckpt.publish(tmp, self.checkpoint_dir / f"step-{p.global_step}")
             ckpt.prune(self.checkpoint_dir, self.cfg.save_total_limit)
         acc.wait_for_everyone()
+        p.pause_seconds += time.perf_counter() - save_started
 
     def restore(self, folder: Path) -> None:
         acc = self.accelerator

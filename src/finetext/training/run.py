@@ -26,6 +26,7 @@ from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
 from finetext.evaluation.evaluate import evaluate_frame
 from finetext.evaluation.model_card import model_card
+from finetext.hardware import resolve_precision
 from finetext.inference.predict import Classifier
 from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
@@ -83,7 +84,6 @@ class TrainingRun:
         self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data), training=replace(
             training, epochs=training.resolved_epochs(len(self.data.splits["train"])),
             learning_rate=training.learning_rate or self.cfg.model.default_learning_rate()))
-        self.resume_from = self.check_resume() if self.cfg.resume else None
         if self.state.num_processes > 1:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
@@ -94,9 +94,18 @@ class TrainingRun:
         self.model = apply_strategy(model, self.cfg.model)
         self.parameters = {"strategy": self.cfg.model.strategy, **parameter_counts(self.model)}
         self.objective = self.build_objective()
-        max_length, padding = self.cfg.data.max_length, self.cfg.data.padding
-        self.encoded = {split: tokenize_split(self.data.splits[split], self.tokenizer, max_length, padding)
+        data = self.cfg.data
+        self.encoded = {split: tokenize_split(self.data.splits[split], self.tokenizer, data.max_length, data.padding,
+                                              cache=data.cache_tokenized)
                         for split in ("train", "validation")}
+        self.cfg = replace(self.cfg, training=replace(self.cfg.training, precision=self.resolved_precision()))
+        self.resume_from = self.check_resume() if self.cfg.resume else None
+
+    def resolved_precision(self) -> str:
+        """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
+        lengths = [len(ids) for ids in self.encoded["train"]["input_ids"]]
+        tokens_per_batch = sum(lengths) / max(1, len(lengths)) * self.cfg.training.batch_size
+        return resolve_precision(self.cfg.training.precision, tokens_per_batch, model_width(self.model))
 
     def build_objective(self) -> Objective:
         train_labels = label_array(self.data.splits["train"]["label"])
@@ -233,6 +242,12 @@ class TrainingRun:
             self.cleanup()
         self.state.wait_for_everyone()
         return result
+
+
+def model_width(model) -> int | None:
+    """The hidden size of the model (BERT-like configs and the scratch model call it hidden_size)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "hidden_size", None) or getattr(config, "dim", None)
 
 
 def saved_run_config(cfg: TrainConfig) -> TrainConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import datasets
@@ -13,12 +14,43 @@ from transformers import (
     PreTrainedModel,
     PrinterCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 
 from finetext.config import TrainingConfig
 from finetext.training.fit import FitResult, kept_entry
 from finetext.training.objective import Objective
+
+
+class TrainingClock(TrainerCallback):
+    """Training time at each evaluation, without the time spent evaluating and saving checkpoints.
+
+    The Trainer evaluates and saves between one step's end and the next step's begin; that gap is left out
+    only when an evaluation or a save happened in it (otherwise it is loading the next batch)."""
+
+    def __init__(self):
+        self.started = self.step_end = self.paused = 0.0
+        self.pausing = False
+        self.at_step: dict[int, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.step_end = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.pausing:
+            self.paused += time.perf_counter() - self.step_end
+            self.pausing = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_end = time.perf_counter()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.at_step[state.global_step] = round(self.step_end - self.started - self.paused, 2)
+        self.pausing = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.pausing = True
 
 
 class ObjectiveTrainer(Trainer):
@@ -64,6 +96,7 @@ def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -
         seed=cfg.seed,
         fp16=cfg.precision == "fp16",
         bf16=cfg.precision == "bf16",
+        torch_compile=cfg.torch_compile,
         use_cpu=on_cpu,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=cfg.dataloader_num_workers,
@@ -91,7 +124,8 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
         logits, labels = eval_pred
         return {**objective.metrics(logits, labels), "num_examples": len(labels)}
 
-    callbacks = []
+    clock = TrainingClock()
+    callbacks = [clock]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = ObjectiveTrainer(
@@ -109,7 +143,7 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
     if quiet:
         trainer.remove_callback(PrinterCallback)  # it prints every log dict when progress bars are off
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    history = history_from_log(trainer.state.log_history)
+    history = history_from_log(trainer.state.log_history, clock.at_step)
     stats = {
         "train_runtime_s": round(output.metrics["train_runtime"], 2),
         "train_loss": round(output.training_loss, 5),
@@ -121,8 +155,9 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
                                                          cfg.load_best_model_at_end), stats)
 
 
-def history_from_log(log_history: list[dict]) -> list[dict]:
-    """One entry per evaluation: epoch, step, mean training loss since the previous one, validation metrics."""
+def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[dict]:
+    """One entry per evaluation: epoch, step, mean training loss since the previous one, training time so far
+    (evaluations excluded; this session's only, for a resumed run), validation metrics."""
     history, losses = [], []
     for entry in log_history:
         if "loss" in entry and "eval_loss" not in entry:
@@ -136,6 +171,7 @@ def history_from_log(log_history: list[dict]) -> list[dict]:
                 "epoch": round(entry.get("epoch", 0.0), 3),
                 "step": entry.get("step"),
                 "train_loss": round(float(np.mean(losses)), 5) if losses else None,
+                "train_seconds": (train_seconds or {}).get(entry.get("step")),
                 "validation": validation,
             })
             losses = []

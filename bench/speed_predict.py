@@ -1,0 +1,146 @@
+"""Inference speed: `finetext predict` against `transformers.pipeline`, on the same texts and model.
+
+    .venv/bin/python bench/speed_train.py --configs finetext --keep-model outputs/bench-imdb   # a model to use
+    .venv/bin/python bench/speed_predict.py outputs/bench-imdb                 # 5,000 IMDB test reviews
+    .venv/bin/python bench/speed_predict.py outputs/bench-imdb --texts 1000 --configs finetext_fp32,finetext_unsorted
+
+Each configuration runs in its own child process, one after the other: it loads the model (not timed),
+then classifies the texts (timed: tokenization, batching and the model). Printed per configuration:
+texts/s, the ratio to the pipeline with its defaults, the child's peak RSS, accuracy on the texts' labels,
+agreement of the predicted labels with PyTorch fp32, and the largest probability difference from it.
+
+- pipeline:          transformers.pipeline("text-classification", DIR) with its default batch size (1);
+                     truncation=True and the model's max_length, or long reviews fail;
+- pipeline_b32:      the same with batch_size=32;
+- finetext:          finetext's defaults: length-sorted batches of 32, precision auto (bf16 autocast here);
+- finetext_fp32:     --precision fp32 (the reference for agreement);
+- finetext_unsorted: fp32 batches of 32 in input order (what sorting by length gains);
+- onnx / onnx_int8:  `finetext export DIR --format onnx [--quantize int8]`, then finetext predict on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_unsorted", "onnx", "onnx_int8")
+DEFAULT_CONFIGS = "finetext_fp32,pipeline,pipeline_b32,finetext,onnx_int8"
+
+
+def load_texts(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    import pandas as pd
+
+    folder = Path(os.environ.get("FINETEXT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+    frame = pd.read_parquet(folder / args.dataset / f"{args.split}.parquet")
+    frame = frame.sample(n=min(args.texts, len(frame)), random_state=0)
+    return frame["text"].tolist(), frame["label"].astype(int).tolist()
+
+
+def child(name: str, args: argparse.Namespace) -> dict:
+    """Load (untimed), then predict every text (timed); probabilities in the model's label order."""
+    import numpy as np
+
+    from finetext.evaluation.metrics import softmax
+    from finetext.inference.predict import load_classifier_dir, predict_logits
+
+    texts, _ = load_texts(args)
+    if name.startswith("pipeline"):
+        from transformers import pipeline
+
+        pipe = pipeline("text-classification", model=args.model_dir, device="cpu", top_k=None)
+        labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
+        kwargs = {"batch_size": 32} if name == "pipeline_b32" else {}
+        started = time.perf_counter()
+        outputs = pipe(texts, truncation=True, max_length=args.max_length, **kwargs)
+        seconds = time.perf_counter() - started
+        probabilities = np.array([[{o["label"]: o["score"] for o in out}[label] for label in labels]
+                                  for out in outputs])
+    else:
+        source = args.model_dir if not name.startswith("onnx") else export(args.model_dir, name)
+        precision = "auto" if name in ("finetext", "onnx", "onnx_int8") else "fp32"
+        clf = load_classifier_dir(source, precision=precision)
+        clf.max_length = args.max_length
+        started = time.perf_counter()
+        logits = predict_logits(clf, texts, batch_size=32, progress=False,
+                                sort_by_length=name != "finetext_unsorted")
+        seconds = time.perf_counter() - started
+        probabilities = softmax(logits)
+    return {"seconds": seconds, "probabilities": probabilities.tolist()}
+
+
+def export(model_dir: str, name: str) -> str:
+    """The exported copy, made once per model (outside the timed part) and reused by later runs."""
+    from finetext.api import export as export_model
+
+    out = Path(model_dir).with_name(Path(model_dir).name + ("-onnx-int8" if name == "onnx_int8" else "-onnx"))
+    if not (out / "model.onnx").is_file():
+        export_model(model_dir, out, quantize="int8" if name == "onnx_int8" else None, overwrite=True)
+    return str(out)
+
+
+def run_child(name: str, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        argv = [args.model_dir, f"--texts={args.texts}", f"--dataset={args.dataset}", f"--split={args.split}",
+                f"--max-length={args.max_length}", "--child", name, "--report", str(report)]
+        proc = subprocess.Popen([sys.executable, __file__, *argv])
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            raise SystemExit(f"the {name} run failed (status {status})")
+        result = json.loads(report.read_text())
+    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", help="a finetext artifact (e.g. from bench/speed_train.py --keep-model)")
+    parser.add_argument("--texts", type=int, default=5000)
+    parser.add_argument("--dataset", default="imdb")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-length", type=int, default=None, help="default: the artifact's max_length")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--report", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.max_length is None:
+        from finetext.artifacts import open_artifact
+
+        args.max_length = int(open_artifact(args.model_dir).data_setting("max_length") or 512)
+    if args.child:
+        Path(args.report).write_text(json.dumps(child(args.child, args)))
+        return
+    import numpy as np
+    import torch
+
+    names = args.configs.split(",")
+    if set(names) - set(CONFIGS):
+        raise SystemExit(f"unknown config(s); choose from {', '.join(CONFIGS)}")
+    _, gold = load_texts(args)
+    print(f"{args.texts} {args.dataset} {args.split} texts, max_length {args.max_length}; {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    runs = {}
+    for name in names:
+        runs[name] = run_child(name, args)
+        print(f"{name}: {args.texts / runs[name]['seconds']:.1f} texts/s", flush=True)
+    reference = np.array(runs.get("finetext_fp32", runs[names[0]])["probabilities"])
+    base = runs.get("pipeline")
+    print("\n| config | texts/s | x pipeline (batch 1) | peak RSS MB | accuracy | same label as fp32 | max prob diff |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, run in runs.items():
+        p = np.array(run["probabilities"])
+        speed = args.texts / run["seconds"]
+        ratio = f"{speed / (args.texts / base['seconds']):.2f}" if base else "-"
+        accuracy = (p.argmax(1) == np.array(gold)).mean()
+        agree = (p.argmax(1) == reference.argmax(1)).mean()
+        print(f"| {name} | {speed:.1f} | {ratio} | {run['peak_rss_mb']:.0f} | {100 * accuracy:.2f} | "
+              f"{100 * agree:.2f}% | {np.abs(p - reference).max():.4f} |")
+
+
+if __name__ == "__main__":
+    main()

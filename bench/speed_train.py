@@ -1,0 +1,264 @@
+"""Training speed: the tutorial recipe, the best-configured Trainer and finetext's defaults, in one run.
+
+    .venv/bin/python bench/speed_train.py                      # IMDB, 1,000 reviews, max_length 512, batch 8
+    .venv/bin/python bench/speed_train.py --configs trainer_best,finetext --train-samples 400
+
+Every configuration trains the same model (finetext's default, all-MiniLM-L6-v2) on the same rows (read by
+finetext's loader with the same seed), with the same hyper-parameters (batch 8, learning rate 5e-5, 10%
+warm-up, weight decay 0.01, 1 epoch, seed 42), each in its own child process, one after the other:
+
+- tutorial:        HF Trainer, every example padded to max_length, random batches, fp32 (the HF course);
+- trainer_dynamic: HF Trainer, dynamic padding + train_sampling_strategy="group_by_length", fp32;
+- trainer_best:    trainer_dynamic + bf16 (bf16 autocast, as `bf16=True, use_cpu=True`);
+- finetext:        `finetext.train` with its defaults (only the data, batch size and schedule given).
+
+All evaluate the same validation rows every --eval-steps steps. Printed per configuration: training
+samples/s and real (non-padding) tokens/s, both over training time with evaluations excluded; the
+training time to the first evaluation at --target-accuracy; the last evaluation's accuracy; the child's
+peak RSS; ratios to the tutorial recipe and to the best Trainer; and model FLOPs utilisation: useful
+training FLOPs (6 x non-embedding parameters x real tokens, plus 12 x layers x width x length^2 per
+example for attention) per second, divided by the matmul peak this script measures first for the
+precision the configuration trains in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext")
+BATCH_SIZE, LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 8, 5e-5, 0.1, 0.01, 42
+
+
+def data_dir() -> str:
+    return os.environ.get("FINETEXT_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared/data"))
+
+
+def data_values(args: argparse.Namespace) -> dict:
+    return {"dataset": args.dataset, "data_dir": data_dir(), "train_samples": args.train_samples,
+            "eval_samples": args.eval_samples, "test_samples": 1, "max_length": args.max_length}
+
+
+def load_rows(args: argparse.Namespace):
+    """The exact rows finetext trains and validates on, so the Trainer recipes see the same data."""
+    from finetext.config import DataConfig, build
+    from finetext.data.sources import load_labelled_data
+
+    data = load_labelled_data(build(DataConfig, data_values(args)), SEED)
+    return data.splits["train"], data.splits["validation"], data.label_names
+
+
+# ---------------------------------------------------------------------------------------------- children
+
+
+def run_trainer_recipe(name: str, args: argparse.Namespace) -> dict:
+    """The recipe as a careful user writes it with transformers alone."""
+    import datasets
+    import numpy as np
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from finetext.models.pretrained import packaged_model_dir
+    from finetext.training.trainer_engine import TrainingClock
+
+    train, validation, names = load_rows(args)
+    path = str(packaged_model_dir())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    padding = "max_length" if name == "tutorial" else False
+
+    def encode(frame):
+        ds = datasets.Dataset.from_dict({"text": frame["text"].tolist(), "label": frame["label"].tolist()})
+        return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length, padding=padding),
+                      batched=True, remove_columns=["text"])
+
+    train_ds, val_ds = encode(train), encode(validation)
+    set_seed(SEED)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
+    clock = TrainingClock()
+    accuracies: dict[int, float] = {}
+
+    def accuracy(eval_pred):
+        logits, labels = eval_pred
+        return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        training_args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=64,
+            learning_rate=LEARNING_RATE, warmup_steps=WARMUP, weight_decay=WEIGHT_DECAY, num_train_epochs=1,
+            max_steps=args.tutorial_steps if name == "tutorial" and args.tutorial_steps else -1,
+            eval_strategy="steps", eval_steps=args.eval_steps, save_strategy="no", seed=SEED, report_to="none",
+            bf16=name == "trainer_best", use_cpu=True, logging_steps=10_000, disable_tqdm=True,
+            train_sampling_strategy="random" if name == "tutorial" else "group_by_length")
+        trainer = Trainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=val_ds,
+                          data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy,
+                          callbacks=[clock])
+        trainer.train()
+        if trainer.state.global_step not in clock.at_step:  # a last evaluation where the steps ran out
+            trainer.evaluate()
+    for entry in trainer.state.log_history:
+        if "eval_accuracy" in entry:
+            accuracies[entry["step"]] = entry["eval_accuracy"]
+    return {"evaluations": [{"step": s, "train_seconds": clock.at_step[s], "accuracy": accuracies[s]}
+                            for s in sorted(accuracies)],
+            "rows": len(train_ds), "precision": "bf16" if name == "trainer_best" else "fp32"}
+
+
+def run_finetext(args: argparse.Namespace) -> dict:
+    import yaml
+
+    import finetext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        output_dir = args.keep_model or str(Path(tmp) / "run")
+        values = {**data_values(args), "batch_size": BATCH_SIZE, "epochs": 1, "learning_rate": LEARNING_RATE,
+                  "warmup": WARMUP, "weight_decay": WEIGHT_DECAY, "seed": SEED, "eval_strategy": "steps",
+                  "eval_steps": args.eval_steps, "quiet": True, "output_dir": output_dir, "overwrite_output_dir": True,
+                  "cache_tokenized": False}  # tokenization is outside the timed part either way
+        result = finetext.train(values)
+        saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
+    return {"evaluations": [{"step": h["step"], "train_seconds": h["train_seconds"],
+                             "accuracy": h["validation"]["accuracy"]} for h in result.metrics["history"]],
+            "rows": result.metrics["data"]["train"], "precision": saved["training"]["precision"]}  # auto, resolved
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+
+def run_child(name: str, argv: list[str]) -> dict:
+    """One configuration in its own process; its report plus its peak RSS (wait4's ru_maxrss)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        proc = subprocess.Popen([sys.executable, __file__, *argv, "--child", name, "--report", str(report)])
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            raise SystemExit(f"the {name} run failed (status {status})")
+        result = json.loads(report.read_text())
+    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
+    """Best FLOP/s of a square matmul in this process: the machine's practical peak for that dtype."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def workload(args: argparse.Namespace) -> dict:
+    """Real tokens and useful training FLOPs of one pass over the training rows (finetext's tokenizer)."""
+    import numpy as np
+    from transformers import AutoConfig, AutoTokenizer
+
+    from finetext.models.pretrained import packaged_model_dir
+
+    train, _, _ = load_rows(args)
+    path = packaged_model_dir()
+    tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
+    lengths = np.array([len(ids) for ids in tokenizer(train["text"].tolist(), truncation=True,
+                                                       max_length=args.max_length)["input_ids"]], dtype=np.float64)
+    d, layers = config.hidden_size, config.num_hidden_layers
+    per_layer = 4 * d * d + 2 * d * config.intermediate_size  # Q, K, V, output; the two feed-forward matrices
+    non_embedding = layers * per_layer + d * d + d * config.num_labels  # + pooler, classifier (approximately)
+    flops = 6 * non_embedding * lengths + 12 * layers * d * lengths**2
+    return {"lengths": lengths, "flops": flops}
+
+
+def summarise(name: str, run: dict, work: dict, peaks: dict, target: float) -> dict:
+    last = run["evaluations"][-1]
+    samples, seconds = min(last["step"] * BATCH_SIZE, run["rows"]), last["train_seconds"]
+    # The tutorial may stop early (--tutorial-steps): its rows are random, so the mean row stands in.
+    fraction = samples / len(work["lengths"])
+    tokens, flops = work["lengths"].sum() * fraction, work["flops"].sum() * fraction
+    reached = next((e["train_seconds"] for e in run["evaluations"] if e["accuracy"] >= target), None)
+    return {"config": name, "precision": run["precision"], "samples_per_s": samples / seconds,
+            "tokens_per_s": tokens / seconds, "time_to_target_s": reached, "accuracy": last["accuracy"],
+            "steps": last["step"], "peak_rss_mb": run["peak_rss_mb"],
+            "mfu": flops / seconds / peaks[run["precision"]], "evaluations": run["evaluations"]}
+
+
+def print_table(rows: list[dict], target: float) -> None:
+    base = {r["config"]: r for r in rows}
+    tutorial, best = base.get("tutorial"), base.get("trainer_best")
+    print(f"\n| config | precision | samples/s | real tokens/s | x tutorial | x trainer_best | "
+          f"s to {100 * target:.0f}% | final acc | steps | peak RSS MB | MFU |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        x_tut = f"{r['samples_per_s'] / tutorial['samples_per_s']:.1f}" if tutorial else "-"
+        x_best = f"{r['samples_per_s'] / best['samples_per_s']:.2f}" if best else "-"
+        reached = f"{r['time_to_target_s']:.0f}" if r["time_to_target_s"] is not None else "not reached"
+        print(f"| {r['config']} | {r['precision']} | {r['samples_per_s']:.2f} | {r['tokens_per_s']:.0f} | {x_tut} | "
+              f"{x_best} | {reached} | {100 * r['accuracy']:.2f} | {r['steps']} | {r['peak_rss_mb']:.0f} | "
+              f"{100 * r['mfu']:.1f}% |")
+    print("\nevaluations (step: training seconds, accuracy):")
+    for r in rows:
+        print(f"  {r['config']}: " + ", ".join(f"{e['step']}: {e['train_seconds']:.0f} s {100 * e['accuracy']:.1f}%"
+                                              for e in r["evaluations"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="imdb")
+    parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--eval-samples", type=int, default=200)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--eval-steps", type=int, default=25)
+    parser.add_argument("--target-accuracy", type=float, default=0.80)
+    parser.add_argument("--tutorial-steps", type=int, default=None,
+                        help="stop the tutorial recipe after this many steps (its speed only; default: all)")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--keep-model", help="keep finetext's model in this directory (for speed_predict.py)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--report", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = run_finetext(args) if args.child == "finetext" else run_trainer_recipe(args.child, args)
+        Path(args.report).write_text(json.dumps(result))
+        return
+    names = args.configs.split(",")
+    unknown = set(names) - set(CONFIGS)
+    if unknown:
+        raise SystemExit(f"unknown config(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONFIGS)}")
+    import torch
+
+    peaks = {p: matmul_peak(p) for p in ("fp32", "bf16")}
+    work = workload(args)
+    print(f"{args.dataset}: {args.train_samples} training rows (mean {work['lengths'].mean():.0f} tokens, "
+          f"{work['lengths'].min():.0f}-{work['lengths'].max():.0f}), {args.eval_samples} validation rows, "
+          f"max_length {args.max_length}, batch {BATCH_SIZE}, 1 epoch; {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; matmul peak fp32 {peaks['fp32'] / 1e9:.0f} "
+          f"GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+    argv = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
+            if key not in ("json", "child", "report", "configs") and value is not None]
+    rows = []
+    for name in names:
+        run = run_child(name, argv)
+        rows.append(summarise(name, run, work, peaks, args.target_accuracy))
+        print(f"{name}: {rows[-1]['samples_per_s']:.2f} samples/s, accuracy {rows[-1]['accuracy']:.4f}", flush=True)
+    print_table(rows, args.target_accuracy)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"peaks": peaks, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
