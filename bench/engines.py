@@ -16,10 +16,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from common import data_dir, run_child
 
 
 def child(args: argparse.Namespace) -> None:
@@ -30,16 +30,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_engine(engine: str, values: dict) -> dict:
-    """Train in a child process; return its metrics and its peak RSS (from wait4's rusage)."""
+    """Train in a child process; return its metrics and its peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "metrics.json"
         config = {**values, "engine": engine, "output_dir": str(Path(tmp) / "run")}
-        proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(config), "--report", str(report)])
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise SystemExit(f"the {engine} run failed (status {status})")
-        metrics = json.loads(report.read_text())
-    return {"metrics": metrics, "peak_rss_mb": usage.ru_maxrss / 1024}
+        metrics, peak_rss_mb = run_child(__file__, ["--child", json.dumps(config)], engine)
+    return {"metrics": metrics, "peak_rss_mb": peak_rss_mb}
 
 
 def main() -> None:
@@ -62,7 +57,7 @@ def main() -> None:
     values = {"dataset": args.dataset, "train_samples": args.train_samples, "eval_samples": args.eval_samples,
               "test_samples": 1, "max_length": args.max_length, "batch_size": args.batch_size,
               "epochs": args.epochs, "precision": args.precision, "seed": 42, "quiet": True,
-              "data_dir": os.environ.get("FINETEXT_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared/data"))}
+              "data_dir": data_dir()}
     if args.model:
         values["model"] = args.model
     print(f"{args.dataset}: {args.train_samples} training examples, max_length {args.max_length}, batch "

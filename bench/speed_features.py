@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
+from common import data_dir
 from engines import run_engine
 
 # Each variant turns one of finetext's speed defaults off (or the optional compile on).
@@ -28,10 +28,6 @@ VARIANTS = {
     "engine=native": {"engine": "native"},
     "torch_compile": {"torch_compile": True},
 }
-
-
-def data_dir() -> str:
-    return os.environ.get("FINETEXT_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared/data"))
 
 
 def training_features(args: argparse.Namespace) -> None:

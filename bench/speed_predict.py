@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import data_dir, run_child
 
 CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_unsorted", "onnx", "onnx_int8")
 DEFAULT_CONFIGS = "finetext_fp32,pipeline,pipeline_b32,finetext,onnx_int8"
@@ -36,7 +35,7 @@ DEFAULT_CONFIGS = "finetext_fp32,pipeline,pipeline_b32,finetext,onnx_int8"
 def load_texts(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     import pandas as pd
 
-    folder = Path(os.environ.get("FINETEXT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+    folder = Path(data_dir())
     frame = pd.read_parquet(folder / args.dataset / f"{args.split}.parquet")
     frame = frame.sample(n=min(args.texts, len(frame)), random_state=0)
     return frame["text"].tolist(), frame["label"].astype(int).tolist()
@@ -78,23 +77,28 @@ def export(model_dir: str, name: str) -> str:
     """The exported copy, made once per model (outside the timed part) and reused by later runs."""
     from finetext.api import export as export_model
 
-    out = Path(model_dir).with_name(Path(model_dir).name + ("-onnx-int8" if name == "onnx_int8" else "-onnx"))
+    out = export_dir(model_dir, name)
     if not (out / "model.onnx").is_file():
         export_model(model_dir, out, quantize="int8" if name == "onnx_int8" else None, overwrite=True)
     return str(out)
 
 
-def run_child(name: str, args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        argv = [args.model_dir, f"--texts={args.texts}", f"--dataset={args.dataset}", f"--split={args.split}",
-                f"--max-length={args.max_length}", "--child", name, "--report", str(report)]
-        proc = subprocess.Popen([sys.executable, __file__, *argv])
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise SystemExit(f"the {name} run failed (status {status})")
-        result = json.loads(report.read_text())
-    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+def export_dir(model_dir: str, name: str) -> Path:
+    return Path(model_dir).with_name(Path(model_dir).name + ("-onnx-int8" if name == "onnx_int8" else "-onnx"))
+
+
+def print_sizes(model_dir: str, names: list[str]) -> None:
+    """Model file sizes: the PyTorch weights and each export this run used."""
+    files = {"pytorch": Path(model_dir) / "model.safetensors"}
+    files.update({name: export_dir(model_dir, name) / "model.onnx" for name in names if name.startswith("onnx")})
+    print("model file sizes: " + ", ".join(f"{k} {f.stat().st_size / 1e6:.1f} MB" for k, f in files.items()))
+
+
+def run_config(name: str, args: argparse.Namespace) -> dict:
+    argv = [args.model_dir, f"--texts={args.texts}", f"--dataset={args.dataset}", f"--split={args.split}",
+            f"--max-length={args.max_length}", "--child", name]
+    report, peak_rss_mb = run_child(__file__, argv, name)
+    return {**report, "peak_rss_mb": peak_rss_mb}
 
 
 def main() -> None:
@@ -126,7 +130,7 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     runs = {}
     for name in names:
-        runs[name] = run_child(name, args)
+        runs[name] = run_config(name, args)
         print(f"{name}: {args.texts / runs[name]['seconds']:.1f} texts/s", flush=True)
     reference = np.array(runs.get("finetext_fp32", runs[names[0]])["probabilities"])
     base = runs.get("pipeline")
@@ -140,6 +144,7 @@ def main() -> None:
         agree = (p.argmax(1) == reference.argmax(1)).mean()
         print(f"| {name} | {speed:.1f} | {ratio} | {run['peak_rss_mb']:.0f} | {100 * accuracy:.2f} | "
               f"{100 * agree:.2f}% | {np.abs(p - reference).max():.4f} |")
+    print_sizes(args.model_dir, names)
 
 
 if __name__ == "__main__":

@@ -26,18 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import data_dir, run_child
+
 CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext")
 BATCH_SIZE, LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 8, 5e-5, 0.1, 0.01, 42
-
-
-def data_dir() -> str:
-    return os.environ.get("FINETEXT_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared/data"))
 
 
 def data_values(args: argparse.Namespace) -> dict:
@@ -134,18 +130,6 @@ def run_finetext(args: argparse.Namespace) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- parent
-
-
-def run_child(name: str, argv: list[str]) -> dict:
-    """One configuration in its own process; its report plus its peak RSS (wait4's ru_maxrss)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        proc = subprocess.Popen([sys.executable, __file__, *argv, "--child", name, "--report", str(report)])
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise SystemExit(f"the {name} run failed (status {status})")
-        result = json.loads(report.read_text())
-    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
@@ -252,7 +236,8 @@ def main() -> None:
             if key not in ("json", "child", "report", "configs") and value is not None]
     rows = []
     for name in names:
-        run = run_child(name, argv)
+        report, peak_rss_mb = run_child(__file__, [*argv, "--child", name], name)
+        run = {**report, "peak_rss_mb": peak_rss_mb}
         rows.append(summarise(name, run, work, peaks, args.target_accuracy))
         print(f"{name}: {rows[-1]['samples_per_s']:.2f} samples/s, accuracy {rows[-1]['accuracy']:.4f}", flush=True)
     print_table(rows, args.target_accuracy)

@@ -137,7 +137,7 @@ class ModelConfig:
     attention_dropout: float | None = 0.0
     """Dropout on the attention probabilities of a pretrained model. Default 0: with it PyTorch's SDPA runs
     its fused attention kernel in training, 1.3x (128 tokens) to 3x (512 tokens) faster per step on CPU
-    (docs/performance.md); 'none' keeps the checkpoint's value (0.1 for BERT). Scratch models have none."""
+    (bench/speed_step.py); 'none' keeps the checkpoint's value (0.1 for BERT). Scratch models have none."""
     hidden_dropout: float | None = None
     """Dropout on the hidden states of a pretrained model (BERT's hidden_dropout_prob, DistilBERT's dropout).
     Default: the checkpoint's value. Scratch models: scratch_dropout."""

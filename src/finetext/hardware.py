@@ -18,12 +18,19 @@ def bf16_supported() -> bool:
 
 
 # On a CPU, autocast converts the weights for every forward pass, a cost that only pays off when the
-# matrices are large: measured on AVX512-BF16/AMX with MiniLM (width 384), batch 8, bf16 ran 0.87x as fast
-# as fp32 on 13-token sentences (104 tokens per batch) and 1.09x / 1.29x as fast at 1,024 / 4,096 tokens
-# per batch (docs/performance.md). 'auto' picks bf16 on a CPU only where it was measured faster: batches of
-# at least 1,024 tokens, models at least as wide as MiniLM (the width-64 scratch model stays fp32).
+# matrices are large. Measured on AVX512-BF16/AMX with MiniLM (width 384), batch 8, attention dropout 0:
+# bf16 ran 0.87x as fast as fp32 on 13-token sentences (104 tokens per batch; bench/speed_train.py on
+# SST-2), level at 1,024 tokens per batch (0.96x with bench/speed_step.py, 1.09x in an earlier run) and
+# 1.27x at 4,096 (bench/speed_step.py); 1.20x on IMDB training (~2,200 tokens per batch;
+# bench/speed_features.py). 'auto' picks bf16 on a CPU only from 1,024 tokens per batch, and only for
+# models at least as wide as MiniLM (the width-64 scratch model stays fp32).
 BF16_MIN_TOKENS_PER_BATCH = 1024
 BF16_MIN_WIDTH = 384
+
+
+def model_width(config) -> int | None:
+    """A model config's hidden size (BERT-like configs and the scratch model: hidden_size; DistilBERT: dim)."""
+    return getattr(config, "hidden_size", None) or getattr(config, "dim", None)
 
 
 def resolve_precision(precision: str, tokens_per_batch: float | None = None, width: int | None = None) -> str:

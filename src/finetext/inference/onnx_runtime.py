@@ -37,9 +37,6 @@ class OnnxSequenceClassifier:
     def device(self) -> torch.device:
         return torch.device("cpu")
 
-    def eval(self) -> OnnxSequenceClassifier:
-        return self
-
     def __call__(self, **batch: torch.Tensor) -> SequenceClassifierOutput:
         feed = {name: self._input(name, batch) for name in self.input_names}  # only what the graph declares
         logits = self.session.run([self.output_name], feed)[0]

@@ -15,7 +15,7 @@ from finetext.artifacts import ADAPTER, Artifact, open_artifact
 from finetext.data.tokenize import encode
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
-from finetext.hardware import resolve_precision
+from finetext.hardware import model_width, resolve_precision
 from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
 
 
@@ -112,7 +112,7 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
              else np.arange(len(input_ids)))
     device = clf.model.device
     tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * batch_size
-    bf16 = resolve_precision(clf.precision, tokens_per_batch, getattr(clf.model.config, "hidden_size", None)) == "bf16"
+    bf16 = resolve_precision(clf.precision, tokens_per_batch, model_width(clf.model.config)) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     logits = np.zeros((len(texts), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]

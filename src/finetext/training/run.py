@@ -26,7 +26,7 @@ from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
 from finetext.evaluation.evaluate import evaluate_frame
 from finetext.evaluation.model_card import model_card
-from finetext.hardware import resolve_precision
+from finetext.hardware import model_width, resolve_precision
 from finetext.inference.predict import Classifier
 from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
@@ -105,7 +105,8 @@ class TrainingRun:
         """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
         lengths = [len(ids) for ids in self.encoded["train"]["input_ids"]]
         tokens_per_batch = sum(lengths) / max(1, len(lengths)) * self.cfg.training.batch_size
-        return resolve_precision(self.cfg.training.precision, tokens_per_batch, model_width(self.model))
+        return resolve_precision(self.cfg.training.precision, tokens_per_batch,
+                                 model_width(getattr(self.model, "config", None)))
 
     def build_objective(self) -> Objective:
         train_labels = label_array(self.data.splits["train"]["label"])
@@ -242,12 +243,6 @@ class TrainingRun:
             self.cleanup()
         self.state.wait_for_everyone()
         return result
-
-
-def model_width(model) -> int | None:
-    """The hidden size of the model (BERT-like configs and the scratch model call it hidden_size)."""
-    config = getattr(model, "config", None)
-    return getattr(config, "hidden_size", None) or getattr(config, "dim", None)
 
 
 def saved_run_config(cfg: TrainConfig) -> TrainConfig:
