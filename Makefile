@@ -12,7 +12,7 @@ BIN       := $(VENV)/bin
 export FINETEXT_DATA_DIR ?= $(DATA_DIR)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test lint docs clean
+.PHONY: setup demo test lint docs clean chromium
 
 setup: $(VENV)/.installed
 
@@ -27,9 +27,17 @@ demo: setup
 	$(BIN)/finetext train examples/demo.yaml --data-dir $(DATA_DIR) --overwrite-output-dir
 	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
 
-test: setup
+test: setup chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
+
+# tests/test_report.py opens the report in Debian's chromium: installed here when missing (root with apt-get);
+# without it the test skips its browser check, except under CI where it fails.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq >/dev/null 2>&1 \
+		&& apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
+		|| echo "chromium could not be installed (needs root and apt-get): tests/test_report.py skips its browser check"
 
 docs: setup
 	$(BIN)/finetext config --docs > docs/config.md

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "data"
 # Exactly what a finished run leaves in its output directory.
 ARTIFACT_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
-                  "metrics.json", "README.md"}
+                  "metrics.json", "README.md", "mistakes.json", "report.html", "report"}
 # Also for module-scoped fixtures, which pytest sets up before the function-scoped offline_env below.
 # The tokenization cache goes to a folder of this test session, never to the user's ~/.cache.
 os.environ.update(HF_HUB_OFFLINE="1", FINETEXT_DATA_DIR=str(DATA_DIR), TOKENIZERS_PARALLELISM="false",

@@ -34,6 +34,12 @@ def test_native_writes_the_same_artifact_and_metrics_layout(both_engines):
         seconds = [h["train_seconds"] for h in history]
         assert 0 < seconds[0] < seconds[1] <= run.metrics["train"]["train_runtime_s"]
         assert run.metrics["train"]["train_tokens_per_second"] > run.metrics["train"]["train_samples_per_second"]
+        # the loss curve of the report: one line per logging_steps (2), the same shape from both engines
+        log = run.metrics["loss_log"]
+        assert [entry["step"] for entry in log] == list(range(2, 13, 2))
+        assert all(entry["loss"] > 0 for entry in log) and log[0]["learning_rate"] > log[-1]["learning_rate"] >= 0
+        assert log[2]["epoch"] == pytest.approx(1.0)
+    assert native.metrics["loss_log"][-1].keys() == trainer.metrics["loss_log"][-1].keys()
     saved = json.loads((native.output_dir / "metrics.json").read_text())
     assert saved == native.metrics and saved["best"] in saved["history"]
     assert not (native.output_dir / "checkpoints").exists()

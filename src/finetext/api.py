@@ -51,14 +51,14 @@ def compare(config: dict[str, Any] | str | Path | None = None, strategies: str |
 
 
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
-             **data_options: Any) -> dict:
+             trust_remote_code: bool = False, **data_options: Any) -> dict:
     """Metrics of a trained model on a labelled split of a dataset or a test file.
 
     ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...); ``eval_samples``
     limits the scored split to a seeded subset. The split defaults to test when it has labels, else
     validation.
     """
-    clf = load_classifier_dir(str(model_dir), precision="fp32")  # scores of the saved weights, exactly
+    clf = load_classifier_dir(str(model_dir), trust_remote_code, precision="fp32")  # the saved weights' scores
     saved = {"max_length": clf.max_length, "multi_label": clf.multi_label, "label_separator": clf.label_separator,
              "threshold": clf.threshold}
     data_cfg = build(DataConfig, {**saved, **data_options})
@@ -77,12 +77,14 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
 
 
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
-            batch_size: int = 32, progress: bool = False, precision: str = "auto") -> list[dict]:
+            batch_size: int = 32, progress: bool = False, precision: str = "auto",
+            trust_remote_code: bool = False) -> list[dict]:
     """Predicted label, its probability and every label's probability, for each text (input order).
 
     precision: 'auto' runs bfloat16 autocast where the hardware supports it natively (see
-    finetext.hardware), 'fp32' gives exactly the evaluation's numbers."""
-    clf = model_dir if isinstance(model_dir, Classifier) else load_classifier_dir(str(model_dir),
+    finetext.hardware), 'fp32' gives exactly the evaluation's numbers. trust_remote_code runs a model
+    directory's own Python code (auto_map in its config.json); only for directories you trust."""
+    clf = model_dir if isinstance(model_dir, Classifier) else load_classifier_dir(str(model_dir), trust_remote_code,
                                                                                   precision=precision)
     if isinstance(texts, str):
         texts = [texts]
@@ -94,10 +96,10 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
 
 def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 32,
-                 progress: bool = True, precision: str = "auto") -> Path:
+                 progress: bool = True, precision: str = "auto", trust_remote_code: bool = False) -> Path:
     """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns
     (multi-label: predicted_labels, joined by the label separator or '|', and prob_<label>)."""
-    clf = load_classifier_dir(str(model_dir), precision=precision)
+    clf = load_classifier_dir(str(model_dir), trust_remote_code, precision=precision)
     table = read_table(input_path)
     text_col = text_column or _first_present(table, clf.text_column, "text", "sentence", "sentence1")
     pair_col = text_pair_column or clf.text_pair_column
@@ -132,6 +134,23 @@ def export(model_dir: str | Path, output_dir: str | Path, format: str = "onnx", 
 
     check_choices(format, quantize)
     return export_onnx(model_dir, output_dir, quantize=quantize, opset=opset, overwrite=overwrite)
+
+
+def report(model_dir: str | Path) -> Path:
+    """Write model_dir/report.html (and its charts in model_dir/report/) for a finished training run; returns
+    the page's path. ``finetext train`` writes it too, unless ``report=False``."""
+    from finetext.evaluation.report import check_finished_run, write_report
+
+    return write_report(check_finished_run(model_dir))
+
+
+def serve(model_dir: str | Path, **settings: Any) -> None:
+    """Serve model_dir over HTTP until interrupted; ``settings`` are ServeConfig fields (host, port,
+    max_batch_size, max_texts, ...). ``finetext.serving.app.create_app`` gives the app without running it."""
+    from finetext.serving.app import serve as run_server
+    from finetext.serving.settings import ServeConfig
+
+    run_server(str(model_dir), ServeConfig(**settings))
 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:

@@ -2,15 +2,23 @@
 
 A finished artifact is a Hugging Face model directory (model.safetensors, config.json with the real label
 names, tokenizer files) plus finetext's own files: finetext.yaml (the resolved config), metrics.json and a
-model card README.md. finetext.yaml is moved into place last, so its presence marks a complete artifact.
+model card README.md, mistakes.json and report.html. The artifact is written whole into a staging
+folder beside the output directory and the two folders are swapped in one atomic step (Linux), so a
+process killed while saving leaves the previous model intact; elsewhere finetext.yaml is moved into place
+last, so its presence marks a complete artifact.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,7 @@ import yaml
 
 from finetext.config import TrainConfig, save_yaml
 from finetext.errors import FinetextError
+from finetext.model_files import read_json, reason
 
 MANIFEST = "finetext.yaml"
 METRICS = "metrics.json"
@@ -26,6 +35,9 @@ CARD = "README.md"
 WEIGHTS = "model.safetensors"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"  # LoRA runs: the unmerged adapters (adapter_config.json, adapter_model.safetensors)
+MISTAKES = "mistakes.json"  # the most confident wrong predictions on the evaluated splits
+REPORT = "report.html"
+REPORT_FILES = "report"  # the report's PNGs (report.html embeds them too, so it stands alone)
 
 
 def prepare_output_dir(cfg: TrainConfig) -> Path:
@@ -41,6 +53,8 @@ def prepare_output_dir(cfg: TrainConfig) -> Path:
     except OSError as exc:
         raise FinetextError(f"cannot create output_dir {out}: {exc.strerror}.",
                             "Choose a writable --output-dir.") from None
+    for stale in out.resolve().parent.glob(f".{out.resolve().name}.staging-*"):  # left by a killed save
+        shutil.rmtree(stale, ignore_errors=True)
     return out
 
 
@@ -65,12 +79,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, card: str,
-                  adapter_dir: Path | None = None, weights: bool = True) -> None:
-    """Write everything into a staging folder, then move it into out with the manifest last.
+                  adapter_dir: Path | None = None, weights: bool = True,
+                  write_extras: Callable[[Path], None] | None = None) -> None:
+    """Write the whole artifact into a staging folder beside out, then swap the two folders in one step.
 
     ``adapter_dir`` (LoRA) is moved in as adapter/; without ``weights`` only the model's config.json is
-    written beside it (an adapter-only artifact)."""
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    written beside it (an adapter-only artifact). ``write_extras(staging)`` adds files derived from the
+    others (mistakes.json, the report) before anything is published. A process killed at any point leaves
+    out either as it was (the previous model, intact) or complete with the new one."""
+    out = out.resolve()
+    staging = _staging_folder(out)
     try:
         if weights:
             model.save_pretrained(staging, safe_serialization=True)
@@ -78,26 +96,129 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
             model.config.save_pretrained(staging)
         if adapter_dir is not None:
             shutil.copytree(adapter_dir, staging / ADAPTER)
-            for path in (staging / ADAPTER).iterdir():
-                os.chmod(path, 0o644)
         tokenizer.save_pretrained(staging)
         write_json_atomic(staging / METRICS, metrics)
         write_text_atomic(staging / CARD, card)
         save_yaml(cfg, staging / MANIFEST)
-        (out / MANIFEST).unlink(missing_ok=True)  # from here on, out is not a finished artifact
-        if not weights:
-            (out / WEIGHTS).unlink(missing_ok=True)  # an earlier run's weights must not pair with this adapter
-        if adapter_dir is None:
-            shutil.rmtree(out / ADAPTER, ignore_errors=True)  # nor an earlier run's adapter with these weights
-        for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
-            if item.is_file():
-                os.chmod(item, 0o644)  # some writers create 0600 files; artifacts are meant to be shared
-            target = out / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        if write_extras is not None:
+            write_extras(staging)
+        _make_shareable(staging)
+        _fsync_tree(staging)
+        publish_artifact(staging, out, skip={adapter_dir.name} if adapter_dir is not None else set())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# What a save replaces: none of these may survive from an earlier run beside the new files.
+_OWNED = {MANIFEST, METRICS, CARD, WEIGHTS, ADAPTER, MISTAKES, REPORT, REPORT_FILES, "config.json"}
+
+
+def _staging_folder(out: Path) -> Path:
+    """A fresh folder on out's file system: beside it (for the swap), or inside it when the parent is
+    read-only."""
+    try:
+        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    except OSError:
+        return Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+
+
+def publish_artifact(staging: Path, out: Path, skip: set[str] | None = None) -> None:
+    """Make staging's files out's. Whatever else out holds (checkpoints/, the user's own files) is
+    carried over as hard links first. Then one renameat2(RENAME_EXCHANGE) swaps the folders: there is no
+    moment at which out is missing or mixed. Where the swap is not available (not Linux, a file system
+    without it, a staging folder inside out) the files are moved in one by one with the manifest last, so
+    an interrupted save leaves a folder that no loader takes for a finished model."""
+    carried = [p for p in out.iterdir() if p.name not in _OWNED | (skip or set()) and not (staging / p.name).exists()
+               and not p.name.startswith(".staging-")]
+    if staging.parent == out.parent and _carry_over(carried, staging) and exchange_folders(staging, out):
+        _fsync_dir(out.parent)
+        return  # staging now holds the previous artifact, which the caller deletes
+    _move_in(staging, out)
+
+
+def _carry_over(paths: list[Path], staging: Path) -> bool:
+    """Hard-link paths into staging (cheap, and the originals stay until the swap); False if impossible."""
+    try:
+        for path in paths:
+            target = staging / path.name
+            if path.is_dir() and not path.is_symlink():
+                shutil.copytree(path, target, symlinks=True, copy_function=os.link)
+            else:
+                os.link(path, target, follow_symlinks=False)
+        return True
+    except OSError:
+        for path in paths:
+            target = staging / path.name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        return False
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """The fallback: move the files in one by one, the manifest removed first and moved in last."""
+    (out / MANIFEST).unlink(missing_ok=True)  # from here on, out is not a finished artifact
+    for name in _OWNED - {MANIFEST}:
+        if not (staging / name).exists():  # an earlier run's weights must not pair with this adapter, etc.
+            target = out / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        shutil.move(item, target)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_folders(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 with RENAME_EXCHANGE); False where that is unavailable."""
+    libc = _libc()
+    renameat2 = getattr(libc, "renameat2", None) if libc is not None else None
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EPERM, errno.EBUSY):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _make_shareable(folder: Path) -> None:
+    """Some writers (mkstemp, peft) create 0600 files; artifacts are meant to be shared."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o644)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file, so a power cut after the swap cannot leave a published but empty file."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -123,6 +244,8 @@ class Artifact:
 def open_artifact(path: str | Path) -> Artifact:
     """Check that path is a usable model directory; finetext.yaml is optional (plain HF models work too)."""
     folder = Path(path).expanduser()
+    if folder.is_file():
+        raise FinetextError(f"{folder} is a file, not a model directory.", "Pass the --output-dir of a training run.")
     if not folder.is_dir():
         raise FinetextError(f"model directory not found: {folder}.", "Pass the --output-dir of a training run.")
     if not (folder / "config.json").is_file():
@@ -132,10 +255,27 @@ def open_artifact(path: str | Path) -> Artifact:
     if (folder / METRICS).is_file() and not (folder / MANIFEST).is_file():
         raise FinetextError(f"{folder} holds an incomplete model (a save was interrupted).",
                             "Rerun training with --overwrite-output-dir.")
-    settings: dict[str, Any] = {}
-    if (folder / MANIFEST).is_file():
-        settings = yaml.safe_load((folder / MANIFEST).read_text(encoding="utf-8")) or {}
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    id2label = config.get("id2label") or {}
-    names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
-    return Artifact(folder, names, settings, config.get("problem_type"))
+    config = read_json(folder / "config.json", _DAMAGED)
+    try:
+        id2label = config.get("id2label") or {}
+        names = [id2label[k] for k in sorted(id2label, key=int)]
+    except (AttributeError, TypeError, ValueError):  # valid JSON, but not a model config
+        raise FinetextError(f"{folder / 'config.json'} is not a model config (unreadable id2label).",
+                            _DAMAGED) from None
+    return Artifact(folder, names, _read_settings(folder / MANIFEST), config.get("problem_type"))
+
+
+_DAMAGED = "The directory is damaged: re-run training, or restore it from a copy."
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    """finetext.yaml (empty for a plain Hugging Face model directory)."""
+    if not path.is_file():
+        return {}
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, ValueError) as exc:
+        raise FinetextError(f"{path} is not valid YAML ({reason(exc)}).", _DAMAGED) from None
+    if not isinstance(settings, dict):
+        raise FinetextError(f"{path} is not a finetext config (a mapping of settings).", _DAMAGED)
+    return settings

@@ -6,6 +6,7 @@ Errors caused by the user (FinetextError, bad flags) print one line and exit wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -20,13 +21,16 @@ from finetext.config import (
     config_from_flat,
     docs_markdown,
     field_doc,
+    field_docs,
     flatten,
     leaf_fields,
     load_yaml,
 )
 from finetext.errors import FinetextError
+from finetext.serving.settings import ServeConfig
 
 log = logging.getLogger("finetext")
+TRUST_HELP = "run the model directory's own Python code (auto_map in config.json); only for models you trust"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -102,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: test when labelled, else validation)")
     evaluate.add_argument("--batch-size", type=int, default=64, help="examples per batch")
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+    evaluate.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
     predict = commands.add_parser("predict", help="predict labels for texts or a file")
     predict.add_argument("model_dir", help="output directory of a training run or of finetext export")
@@ -117,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "CUDA), else fp32; fp32 reproduces the evaluation's scores exactly")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
     export = commands.add_parser(
         "export", help="export a trained model to ONNX for onnxruntime",
@@ -129,7 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "CPUs; probabilities shift slightly); default: fp32 weights")
     export.add_argument("--output-dir", required=True, help="directory to write the exported model to")
     export.add_argument("--overwrite", action="store_true", help="replace --output-dir when it is not empty")
+
+    report = commands.add_parser(
+        "report", help="write report.html for a training run",
+        description="Write MODEL_DIR/report.html, one self-contained page (charts embedded, also saved in "
+        "MODEL_DIR/report/): loss and metric curves, confusion matrix, per-class precision/recall/F1, the most "
+        "confident mistakes and the configuration. finetext train writes it too (unless --no-report).")
+    report.add_argument("model_dir", help="output directory of a finished training run")
+
+    serve = commands.add_parser(
+        "serve", help="serve a trained model over HTTP (FastAPI)",
+        description="Serve MODEL_DIR: POST /predict ({\"texts\": [...]} or {\"text\": \"...\"}), GET /health, "
+        "GET /info, GET /openapi.json. Concurrent requests are batched together; inputs are bounded.")
+    serve.add_argument("model_dir", help="output directory of a training run or of finetext export")
+    add_dataclass_flags(serve, ServeConfig)
     return parser
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """--flag per field of a plain settings dataclass, its help from the field's docstring, its type and
+    default from the annotation and the dataclass (checks stay in the dataclass's __post_init__)."""
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=docs[f.name])
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(flag, type=kind, default=f.default, metavar=kind.__name__.upper(),
+                            help=f"{docs[f.name]} (default: {f.default})")
 
 
 def flat_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -170,6 +204,10 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         print(f"LoRA adapter saved to {result.output_dir}/adapter (metrics.json, README.md; finetext predict and "
               "evaluate load it with its base model)")
+    from finetext.artifacts import REPORT
+
+    if (result.output_dir / REPORT).is_file():
+        print(f"report: {result.output_dir / REPORT} (curves, confusion matrix, per-class scores, mistakes)")
     return 0
 
 
@@ -201,7 +239,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k in DataConfig.__dataclass_fields__}
     quiet = bool(getattr(args, "quiet", False))
     setup_logging(quiet)
-    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet, **options)
+    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
+                      trust_remote_code=args.trust_remote_code, **options)
     if args.output:
         from finetext.artifacts import write_json_atomic
 
@@ -227,12 +266,13 @@ def run_predict(args: argparse.Namespace) -> int:
             raise FinetextError("--input needs --output FILE for the predictions.")
         path = api.predict_file(args.model_dir, args.input, args.output, args.text_column,
                                 args.text_pair_column, args.batch_size, progress=not args.quiet,
-                                precision=args.precision)
+                                precision=args.precision, trust_remote_code=args.trust_remote_code)
         print(f"predictions written to {path}")
         return 0
     if not args.texts:
         raise FinetextError("nothing to predict.", 'Pass texts ("some text") or --input FILE --output FILE.')
-    records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size, precision=args.precision)
+    records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size, precision=args.precision,
+                          trust_remote_code=args.trust_remote_code)
     for text, record in zip(args.texts, records, strict=True):
         if args.json:
             print(json.dumps({"text": text, **record}, ensure_ascii=False))
@@ -257,6 +297,22 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"{info['format']} model ({info['quantize'] or 'fp32'}, opset {info['opset']}) written to {out}; "
           f"max probability difference from PyTorch on {info['probe_texts']} probe texts: "
           f"{info['max_probability_difference']:.2e}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from finetext.api import report
+
+    page = report(args.model_dir)
+    print(f"report written to {page} (charts in {page.parent / 'report'}/)")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from finetext.api import serve
+
+    setup_logging(False)
+    serve(args.model_dir, **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)})
     return 0
 
 
@@ -285,7 +341,7 @@ def setup_logging(quiet: bool) -> None:
 
 
 COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,
-            "config": run_config, "export": run_export}
+            "config": run_config, "export": run_export, "report": run_report, "serve": run_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -354,6 +354,10 @@ class TrainConfig:
     resume: bool = False
     """Continue the interrupted run in output_dir from its newest checkpoint. The other options may be left
     out (they are read from the checkpoint); any that are given must match it."""
+    report: bool = True
+    """Write report.html into output_dir at the end: loss and metric curves, confusion matrix, per-class
+    precision/recall/F1, the most confident mistakes and the configuration, in one self-contained page (its
+    charts also as PNGs in report/). `finetext report DIR` writes it again for a finished run."""
 
     def __post_init__(self) -> None:
         for name, kind in SECTIONS.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from finetext.data.sources import label_array
@@ -12,6 +13,13 @@ from finetext.inference.predict import Classifier, predict_logits
 def evaluate_frame(clf: Classifier, df: pd.DataFrame, batch_size: int, progress: bool,
                    desc: str = "evaluate") -> dict:
     """Full metrics report (with confusion matrix) of clf on a clean split (columns text, text_pair, label)."""
+    return evaluate_with_logits(clf, df, batch_size, progress, desc)[0]
+
+
+def evaluate_with_logits(clf: Classifier, df: pd.DataFrame, batch_size: int, progress: bool,
+                         desc: str = "evaluate") -> tuple[dict, np.ndarray]:
+    """The report of evaluate_frame and the logits it came from (one row per example, in df's order)."""
     pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
     logits = predict_logits(clf, df["text"].tolist(), pairs, batch_size, progress, desc)
-    return report_from_logits(logits, label_array(df["label"]), clf.label_names, clf.multi_label, clf.threshold)
+    report = report_from_logits(logits, label_array(df["label"]), clf.label_names, clf.multi_label, clf.threshold)
+    return report, logits

@@ -107,3 +107,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def per_class_scores(matrix: list[list[int]] | np.ndarray, label_names: list[str]) -> list[dict]:
+    """Precision, recall, F1 and support of each class from a single-label confusion matrix (rows: true,
+    columns: predicted), as scikit-learn computes them with zero_division=0."""
+    cm = np.asarray(matrix, dtype=np.int64)
+    true_positives = np.diag(cm)
+    return [_scores(name, int(tp), int(predicted - tp), int(support - tp))
+            for name, tp, predicted, support in zip(label_names, true_positives, cm.sum(axis=0), cm.sum(axis=1),
+                                                    strict=True)]
+
+
+def per_label_scores(matrices: list[list[list[int]]] | np.ndarray, label_names: list[str]) -> list[dict]:
+    """The same per label from multi-label 2x2 matrices [[tn, fp], [fn, tp]]."""
+    cms = np.asarray(matrices, dtype=np.int64)
+    return [_scores(name, int(cm[1, 1]), int(cm[0, 1]), int(cm[1, 0]))
+            for name, cm in zip(label_names, cms, strict=True)]
+
+
+def _scores(name: str, tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"label": name, "precision": precision, "recall": recall, "f1": f1, "support": tp + fn}

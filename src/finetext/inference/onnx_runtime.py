@@ -16,6 +16,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
+from finetext.model_files import check_model_dir, check_tokenizer
 
 if TYPE_CHECKING:
     from finetext.inference.predict import Classifier
@@ -58,11 +59,13 @@ def load_onnx_classifier(path: str | Path) -> Classifier:
     from finetext.inference.predict import classifier_for  # predict.py imports this module at its top
 
     artifact = open_artifact(path)
+    fix = "Export the model again with `finetext export`."
+    check_model_dir(artifact.path, fix)
     try:
         tokenizer = AutoTokenizer.from_pretrained(artifact.path)
     except Exception as exc:  # noqa: BLE001
-        raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {_reason(exc)}",
-                            "Export the model again with `finetext export`.") from None
+        raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {_reason(exc)}", fix) from None
+    check_tokenizer(tokenizer, artifact.path, fix)
     model = OnnxSequenceClassifier(open_session(artifact.path / ONNX_MODEL), _load_config(artifact.path))
     return classifier_for(artifact, model, tokenizer, precision="fp32")  # the graph's own types; no autocast
 

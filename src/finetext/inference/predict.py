@@ -17,6 +17,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
+from finetext.model_files import check_model_dir, check_tokenizer, reason, remote_code_error
 
 
 @dataclass
@@ -48,8 +49,11 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False, precision: s
     if (Path(path).expanduser() / ONNX_MODEL).is_file():
         return load_onnx_classifier(path)
     artifact = open_artifact(path)
+    fix = "Re-run training, or check the directory is complete."
+    check_model_dir(artifact.path, fix)  # names a damaged file; refuses pickle-only weights
     try:
         tokenizer = AutoTokenizer.from_pretrained(artifact.path, trust_remote_code=trust_remote_code)
+        check_tokenizer(tokenizer, artifact.path, fix)
         if artifact.adapter_only():
             model = _load_base_with_adapter(artifact, trust_remote_code)
         else:
@@ -58,9 +62,8 @@ def load_classifier_dir(path: str, trust_remote_code: bool = False, precision: s
     except FinetextError:
         raise
     except Exception as exc:  # noqa: BLE001
-        reason = " ".join(str(exc).split())[:240]
-        raise FinetextError(f"cannot load the model in {artifact.path}: {reason}",
-                            "Re-run training, or check the directory is complete.") from None
+        raise remote_code_error(artifact.path, exc) or FinetextError(
+            f"cannot load the model in {artifact.path}: {reason(exc)}", fix) from None
     return classifier_for(artifact, model.eval(), tokenizer, precision)
 
 

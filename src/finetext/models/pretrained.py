@@ -11,8 +11,10 @@ from transformers import logging as hf_logging
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError
 from finetext.hub import hub_unreachable_reason, quiet_hub_logs
+from finetext.model_files import check_model_dir, check_tokenizer, remote_code_error
 
 log = logging.getLogger("finetext")
+LOCAL_FIX = "Point --model at a complete model directory (copy or download it again)."
 
 
 def packaged_model_dir() -> Path | None:
@@ -34,6 +36,7 @@ def resolve_model_path(name: str) -> str:
         if not (path / "config.json").is_file():
             raise FinetextError(f"model directory {path} has no config.json.",
                                 "Point --model at a saved Hugging Face model or finetext output.")
+        check_model_dir(path, LOCAL_FIX)
         return str(path)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if looks_local:
@@ -61,6 +64,7 @@ def load_tokenizer(cfg: ModelConfig):
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - any failure here is one message for the user
         raise _load_error(cfg.model, "tokenizer", exc) from None
+    check_tokenizer(tokenizer, Path(source), LOCAL_FIX)
     if not tokenizer.is_fast:
         log.warning("%s has no fast tokenizer; tokenization will be slow", cfg.model)
     return tokenizer
@@ -88,6 +92,8 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
             trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,
         )
+    except FinetextError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise _load_error(cfg.model, "model", exc) from None
     finally:
@@ -115,6 +121,8 @@ def dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
 
 
 def _load_error(name: str, what: str, exc: Exception) -> FinetextError:
+    if remote := remote_code_error(name, exc):
+        return remote
     reason = " ".join(str(exc).split())[:240] or type(exc).__name__
     if "safetensors" in reason.lower():
         return FinetextError(f"cannot load {what} '{name}': no safetensors weights.",

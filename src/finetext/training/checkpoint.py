@@ -14,6 +14,8 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from finetext.errors import FinetextError
 STATE = "state.json"  # every complete checkpoint has one (a damaged or foreign step-N folder is skipped)
 BEST = "best"
 WEIGHTS = "model.safetensors"
+OPTIMIZER = "optimizer.safetensors"
 RUN_CONFIG = "run.yaml"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -91,11 +94,19 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    try:
+    with reading(path):
         load_model(model, str(path))
-    except Exception as exc:  # truncated or foreign files: say which file
-        raise FinetextError(f"cannot read weights from {path}: {str(exc).splitlines()[0]}.",
-                            "The checkpoint is damaged; delete it to resume from the one before.") from None
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """A checkpoint file that cannot be read back (truncated, garbage, foreign) as one error naming it."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, JSONDecodeError, KeyError, OSError, ...
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FinetextError(f"cannot read {path}: {first}.", f"The checkpoint is damaged; delete {path.parent} "
+                            "to resume from the one before.") from None
 
 
 def optimizer_parts(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -147,15 +158,17 @@ def save_rng(folder: Path, rank: int) -> None:
 
 
 def load_rng(folder: Path, rank: int) -> None:
-    tensors = load_file(str(folder / f"rng-{rank}.safetensors"))
-    set_rng_state(tensors, json.loads((folder / f"rng-{rank}.json").read_text(encoding="utf-8")))
+    with reading(folder / f"rng-{rank}.safetensors"):
+        tensors = load_file(str(folder / f"rng-{rank}.safetensors"))
+    with reading(folder / f"rng-{rank}.json"):
+        set_rng_state(tensors, json.loads((folder / f"rng-{rank}.json").read_text(encoding="utf-8")))
 
 
 def save_training_state(folder: Path, model: torch.nn.Module, optimizer, scheduler, progress: dict) -> None:
     """Main process only: weights, optimizer tensors and state.json into a folder not yet published."""
     save_weights(model, folder / WEIGHTS)
     tensors, rest = optimizer_parts(optimizer.state_dict())
-    save_file(tensors, str(folder / "optimizer.safetensors"))
+    save_file(tensors, str(folder / OPTIMIZER))
     # A plain write: the folder is renamed into place only when complete, which is what makes it atomic.
     (folder / STATE).write_text(json.dumps({"progress": progress, "optimizer": rest,
                                             "scheduler": scheduler.state_dict()}), encoding="utf-8")
@@ -164,8 +177,11 @@ def save_training_state(folder: Path, model: torch.nn.Module, optimizer, schedul
 def load_training_state(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> dict:
     """Restore weights, optimizer and scheduler in place; return the saved progress."""
     load_weights(model, folder / WEIGHTS)
-    saved = json.loads((folder / STATE).read_text(encoding="utf-8"))
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    optimizer.load_state_dict(optimizer_state_dict(tensors, saved["optimizer"]))
-    scheduler.load_state_dict(saved["scheduler"])
-    return saved["progress"]
+    with reading(folder / STATE):
+        saved = json.loads((folder / STATE).read_text(encoding="utf-8"))
+        optimizer_rest, scheduler_state, progress = saved["optimizer"], saved["scheduler"], saved["progress"]
+    with reading(folder / OPTIMIZER):
+        tensors = load_file(str(folder / OPTIMIZER))
+    optimizer.load_state_dict(optimizer_state_dict(tensors, optimizer_rest))
+    scheduler.load_state_dict(scheduler_state)
+    return progress

@@ -15,6 +15,8 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
     stats: dict = field(default_factory=dict)
+    loss_log: list[dict] = field(default_factory=list)
+    """Training loss every logging_steps: {step, epoch, loss, learning_rate}."""
 
 
 def is_better(value: float, best: float, metric: str) -> bool:

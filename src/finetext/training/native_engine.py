@@ -55,6 +55,11 @@ class Progress:
     total_loss_count: int = 0
     history: list[dict] = field(default_factory=list)
     """One entry per evaluation; the best entry and the patience count are derived from it."""
+    window_loss_sum: float = 0.0
+    window_loss_count: int = 0
+    """Training loss since the last log line (every logging_steps)."""
+    loss_log: list[dict] = field(default_factory=list)
+    """One entry per logging_steps: step, epoch, mean training loss of the window, learning rate."""
     train_seconds: float = 0.0
     """Training time of all sessions of this run, resumed ones included."""
     pause_seconds: float = 0.0
@@ -177,9 +182,8 @@ class NativeEngine:
             self.scheduler.step()
             p.global_step += 1
             bar.update(1)
-            if p.global_step % cfg.logging_steps == 0:  # this process's mean loss since the last sync
-                bar.set_postfix(loss=f"{self.pending_loss.item() / self.pending_batches:.4f}",
-                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            if p.global_step % cfg.logging_steps == 0:
+                bar.set_postfix(**self.log_loss())
             if p.global_step >= self.max_steps:
                 return True
             if cfg.eval_strategy == "steps" and p.global_step % cfg.eval_steps == 0:
@@ -188,6 +192,18 @@ class NativeEngine:
             elif cfg.save_steps and p.global_step % cfg.save_steps == 0:
                 self.save_checkpoint(started)
         return False
+
+    def log_loss(self) -> dict[str, str]:
+        """Record the mean training loss since the last log line (the report's loss curve); every process
+        calls it at the same step, as sync_losses' all-reduce needs."""
+        self.sync_losses()
+        p = self.progress
+        loss = p.window_loss_sum / max(1, p.window_loss_count)
+        lr = self.scheduler.get_last_lr()[0]
+        p.loss_log.append({"step": p.global_step, "epoch": round(p.global_step / self.updates_per_epoch, 3),
+                           "loss": round(loss, 5), "learning_rate": lr})
+        p.window_loss_sum, p.window_loss_count = 0.0, 0
+        return {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}"}
 
     def sync_losses(self) -> None:
         """Add the pending batch losses, averaged over processes (one all-reduce), to the progress.
@@ -201,6 +217,8 @@ class NativeEngine:
         p.total_loss_sum += mean_sum
         p.loss_count += self.pending_batches
         p.total_loss_count += self.pending_batches
+        p.window_loss_sum += mean_sum
+        p.window_loss_count += self.pending_batches
         self.pending_loss.zero_()
         self.pending_batches = 0
 
@@ -307,7 +325,7 @@ class NativeEngine:
             "num_processes": acc.num_processes,
         }
         best = kept_entry(p.history, cfg.metric_for_best_model, cfg.load_best_model_at_end)
-        return FitResult(model, p.history, best, stats)
+        return FitResult(model, p.history, best, stats, p.loss_log)
 
 
 def fit_native(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,

@@ -19,13 +19,25 @@ from accelerate import PartialState
 from transformers import set_seed
 
 from finetext import __version__
-from finetext.artifacts import CHECKPOINTS, MANIFEST, prepare_output_dir, save_artifact, write_text_atomic
+from finetext.artifacts import (
+    CHECKPOINTS,
+    MANIFEST,
+    MISTAKES,
+    REPORT,
+    REPORT_FILES,
+    prepare_output_dir,
+    save_artifact,
+    write_json_atomic,
+    write_text_atomic,
+)
 from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.data.sources import LabelledData, label_array, load_labelled_data, resolved_data_config
 from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
-from finetext.evaluation.evaluate import evaluate_frame
+from finetext.evaluation.evaluate import evaluate_with_logits
+from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
+from finetext.evaluation.report import write_report
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.predict import Classifier
 from finetext.models.factory import load_model, resolve_model_config
@@ -192,12 +204,19 @@ class TrainingRun:
         """Final validation report of the kept model, and the test split once, when it has labels."""
         clf = Classifier(self.final_model, self.tokenizer, self.data.label_names, self.cfg.data.max_length,
                          multi_label=self.data.multi_label, threshold=self.cfg.data.threshold)
-        batch = self.cfg.training.eval_batch_size
-        results = {"validation": evaluate_frame(clf, self.data.splits["validation"], batch, not self.cfg.quiet)}
+        splits = {"validation": "evaluate"}
         if self.data.is_labelled("test"):
-            results["test"] = evaluate_frame(clf, self.data.splits["test"], batch, not self.cfg.quiet, "test")
+            splits["test"] = "test"
         elif "test" in self.data.splits:
             log.info("the test split has no labels: not evaluated")
+        results: dict[str, dict] = {}
+        self.mistakes: dict[str, list[dict]] = {}
+        for split, desc in splits.items():
+            frame = self.data.splits[split]
+            results[split], logits = evaluate_with_logits(clf, frame, self.cfg.training.eval_batch_size,
+                                                          not self.cfg.quiet, desc)
+            self.mistakes[split] = confident_mistakes(frame, logits, self.data.label_names, self.data.multi_label,
+                                                      self.cfg.data.threshold)
         self.final = results
         return results
 
@@ -209,6 +228,7 @@ class TrainingRun:
             "parameters": self.parameters,
             "train": self.fit.stats,
             "history": self.fit.history,
+            "loss_log": self.fit.loss_log,
             "best": self.fit.best,
             "final": {"validation": self.final["validation"]},
         }
@@ -221,8 +241,22 @@ class TrainingRun:
     def save(self) -> TrainResult:
         metrics = self.metrics()
         save_artifact(self.out, self.final_model, self.tokenizer, self.cfg, metrics, model_card(self.cfg, metrics),
-                      adapter_dir=self.adapter_dir, weights=self.cfg.model.lora_merge or self.adapter_dir is None)
+                      adapter_dir=self.adapter_dir, weights=self.cfg.model.lora_merge or self.adapter_dir is None,
+                      write_extras=self.write_extras)
         return TrainResult(self.out, metrics)
+
+    def write_extras(self, staging: Path) -> None:
+        """mistakes.json and (unless --no-report) the report, into the artifact's staging folder. The report
+        is a view of the other files: when it fails, the model is saved without it."""
+        write_json_atomic(staging / MISTAKES, self.mistakes)
+        if not self.cfg.report:
+            return
+        try:
+            write_report(staging)
+        except Exception as exc:  # whatever breaks the report, the trained model is kept
+            discard_report(staging)  # (an earlier run's report never survives the save: see save_artifact)
+            log.warning("report not written (%s: %s); the model is saved. Retry with `finetext report %s`.",
+                        type(exc).__name__, exc, self.out)
 
     def cleanup(self) -> None:
         """Checkpoints are only for resuming; a finished run keeps just the artifact."""
@@ -245,6 +279,11 @@ class TrainingRun:
         return result
 
 
+def discard_report(folder: Path) -> None:
+    (folder / REPORT).unlink(missing_ok=True)
+    shutil.rmtree(folder / REPORT_FILES, ignore_errors=True)
+
+
 def saved_run_config(cfg: TrainConfig) -> TrainConfig:
     """`--resume --output-dir DIR` alone: the settings come from DIR's checkpoints."""
     path = Path(cfg.output_dir).expanduser() / CHECKPOINTS / ckpt.RUN_CONFIG
@@ -256,7 +295,7 @@ def saved_run_config(cfg: TrainConfig) -> TrainConfig:
                              "output_dir": cfg.output_dir})
 
 
-IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "dataloader_num_workers"}
+IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "dataloader_num_workers", "report"}
 
 
 def _differences(saved: dict, current: dict) -> list[str]:

@@ -152,7 +152,8 @@ def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset,
         "num_processes": trainer.args.world_size,
     }
     return FitResult(trainer.model, history, kept_entry(history, cfg.metric_for_best_model,
-                                                         cfg.load_best_model_at_end), stats)
+                                                         cfg.load_best_model_at_end), stats,
+                     loss_log_from(trainer.state.log_history))
 
 
 def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[dict]:
@@ -176,3 +177,10 @@ def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | 
             })
             losses = []
     return history
+
+
+def loss_log_from(log_history: list[dict]) -> list[dict]:
+    """The Trainer's training-loss lines (every logging_steps) in the native engine's shape."""
+    return [{"step": entry["step"], "epoch": round(entry.get("epoch", 0.0), 3), "loss": round(entry["loss"], 5),
+             "learning_rate": entry.get("learning_rate")}
+            for entry in log_history if "loss" in entry and "eval_loss" not in entry]

@@ -1,0 +1,138 @@
+"""A bounded load test for `finetext serve`: N requests from C concurrent keep-alive clients on loopback,
+with malformed requests mixed in, each of which must get its 4xx while the good ones all get 200.
+
+Used by tests/test_serving.py and bench/serve_load.py. It only ever talks to the host it is given, which
+callers keep on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Malformed requests, each with the status it must get: (name, body, content type, expected status).
+BAD_REQUESTS: list[tuple[str, bytes, str, int]] = [
+    ("malformed JSON", b'{"texts": ["unterminated', "application/json", 400),
+    ("wrong type", b'{"texts": [1, 2, 3]}', "application/json", 422),
+    ("empty list", b'{"texts": []}', "application/json", 422),
+    ("not an object", b'["a", "b"]', "application/json", 422),
+    ("unknown key", b'{"texts": ["fine"], "top_k": 3}', "application/json", 422),
+    ("not JSON", b"texts=a", "application/x-www-form-urlencoded", 415),
+]
+
+
+@dataclass
+class LoadReport:
+    requests: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    """Of the well-formed requests answered 200."""
+    errors: list[str] = field(default_factory=list)
+    """Unexpected answers: a good request not answered 200, a bad one not answered its 4xx."""
+    dropped: int = 0
+    """Requests that got no answer at all (connection error or timeout)."""
+    refused_as_expected: int = 0
+    """Malformed requests answered with exactly their expected 4xx."""
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def summary(self) -> dict:
+        return {"requests": self.requests, "seconds": round(self.seconds, 2),
+                "requests_per_second": round(self.requests / max(self.seconds, 1e-9), 1),
+                "p50_ms": round(self.percentile(50), 1), "p95_ms": round(self.percentile(95), 1),
+                "p99_ms": round(self.percentile(99), 1), "errors": len(self.errors), "dropped": self.dropped,
+                "bad_requests_refused": self.refused_as_expected}
+
+
+def run_load(host: str, port: int, texts: list[str], requests: int = 2000, concurrency: int = 16,
+             texts_per_request: int = 1, bad_every: int = 0, timeout_s: float = 60.0) -> LoadReport:
+    """Send `requests` requests from `concurrency` threads; every `bad_every`-th one (0: none) is malformed."""
+    report, lock = LoadReport(requests=requests), threading.Lock()
+    counter = iter(range(requests))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                break
+            conn = one_request(conn, index, host, port, texts, texts_per_request, bad_every, timeout_s, report, lock)
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s * requests)  # bounded even if the server stops answering
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def one_request(conn: http.client.HTTPConnection, index: int, host: str, port: int, texts: list[str],
+                per_request: int, bad_every: int, timeout_s: float, report: LoadReport,
+                lock: threading.Lock) -> http.client.HTTPConnection:
+    bad = BAD_REQUESTS[(index // bad_every) % len(BAD_REQUESTS)] if bad_every and index % bad_every == 0 else None
+    if bad:
+        name, body, content_type, expected = bad
+    else:
+        chosen = [texts[(index * per_request + k) % len(texts)] for k in range(per_request)]
+        name, body, content_type, expected = "predict", json.dumps({"texts": chosen}).encode(), "application/json", 200
+    started = time.perf_counter()
+    try:
+        conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        payload = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        with lock:
+            report.dropped += 1
+            report.errors.append(f"request {index} ({name}): no answer: {exc!r}")
+        conn.close()
+        return http.client.HTTPConnection(host, port, timeout=timeout_s)
+    elapsed_ms = 1000 * (time.perf_counter() - started)
+    with lock:
+        if response.status != expected:
+            report.errors.append(f"request {index} ({name}): {response.status} {payload[:200]!r}, "
+                                 f"expected {expected}")
+        elif bad:
+            report.refused_as_expected += 1
+        else:
+            report.latencies_ms.append(elapsed_ms)
+    if response.getheader("connection", "").lower() == "close":
+        conn.close()
+        return http.client.HTTPConnection(host, port, timeout=timeout_s)
+    return conn
+
+
+def oversized_body_status(host: str, port: int, declared_bytes: int = 50_000_000, timeout_s: float = 10.0) -> int:
+    """Declare a huge body, send only its first 64 KB, and return the status the server answers with (it
+    must refuse on the Content-Length alone, without waiting for the rest)."""
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {declared_bytes}\r\n\r\n".encode() + b" " * 65536)
+        head = sock.recv(4096).decode("latin-1")
+    return int(head.split(" ", 2)[1])
+
+
+def wait_until_healthy(host: str, port: int, timeout_s: float = 120.0) -> None:
+    """Poll GET /health until it answers 200 (the model loads before the port opens)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no healthy server on {host}:{port} after {timeout_s:g} s")
+        time.sleep(0.2)
