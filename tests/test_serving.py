@@ -143,7 +143,7 @@ def test_server_survives_a_load_test_with_bad_requests_mixed_in(server, data_dir
     health = json.loads(_get(server, "/health"))
     assert health["texts_predicted"] >= 1800
     assert health["batches"] < 1800  # concurrent requests were pooled into shared forward passes
-    assert len(BAD_REQUESTS) >= 6
+    assert set(report.refused) == {name for name, *_ in BAD_REQUESTS} and len(BAD_REQUESTS) >= 6  # each kind
 
 
 def _get(port: int, path: str) -> str:

@@ -189,9 +189,10 @@ def _check_texts(texts: list, pairs: list | None) -> None:
 
 
 def _check_pairs(clf: Classifier, have_pairs: bool) -> None:
-    if clf.text_pair_column and not have_pairs:
-        raise FinetextError("this model was trained on sentence pairs but no second text was given.",
-                            "Pass --text-pair (CLI) or --text-pair-column (files).")
-    if have_pairs and clf.text_pair_column is None and clf.settings_known:
+    if clf.accepts_pairs(have_pairs):
+        return
+    if have_pairs:
         raise FinetextError("this model was trained on single texts but text pairs were given.",
                             "Drop the second text.")
+    raise FinetextError("this model was trained on sentence pairs but no second text was given.",
+                        "Pass --text-pair (CLI) or --text-pair-column (files).")

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,16 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
@@ -102,8 +106,8 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
         save_yaml(cfg, staging / MANIFEST)
         if write_extras is not None:
             write_extras(staging)
-        _make_shareable(staging)
-        _fsync_tree(staging)
+        make_shareable(staging)
+        fsync_tree(staging)
         publish_artifact(staging, out, skip={adapter_dir.name} if adapter_dir is not None else set())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -130,9 +134,11 @@ def publish_artifact(staging: Path, out: Path, skip: set[str] | None = None) -> 
     an interrupted save leaves a folder that no loader takes for a finished model."""
     carried = [p for p in out.iterdir() if p.name not in _OWNED | (skip or set()) and not (staging / p.name).exists()
                and not p.name.startswith(".staging-")]
-    if staging.parent == out.parent and _carry_over(carried, staging) and exchange_folders(staging, out):
-        _fsync_dir(out.parent)
-        return  # staging now holds the previous artifact, which the caller deletes
+    if staging.parent == out.parent and _carry_over(carried, staging):
+        if exchange_folders(staging, out):
+            _fsync_dir(out.parent)
+            return  # staging now holds the previous artifact, which the caller deletes
+        _remove(staging / p.name for p in carried)  # the originals stay where they are
     _move_in(staging, out)
 
 
@@ -147,19 +153,23 @@ def _carry_over(paths: list[Path], staging: Path) -> bool:
                 os.link(path, target, follow_symlinks=False)
         return True
     except OSError:
-        for path in paths:
-            target = staging / path.name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        _remove(staging / path.name for path in paths)
         return False
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _move_in(staging: Path, out: Path) -> None:
     """The fallback: move the files in one by one, the manifest removed first and moved in last."""
     (out / MANIFEST).unlink(missing_ok=True)  # from here on, out is not a finished artifact
-    for name in _OWNED - {MANIFEST}:
-        if not (staging / name).exists():  # an earlier run's weights must not pair with this adapter, etc.
-            target = out / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    # an earlier run's weights must not pair with this adapter, nor its report describe this model
+    _remove(out / name for name in _OWNED - {MANIFEST} if not (staging / name).exists())
     for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
         target = out / item.name
         if target.is_dir() and not target.is_symlink():
@@ -195,14 +205,14 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _make_shareable(folder: Path) -> None:
+def make_shareable(folder: Path) -> None:
     """Some writers (mkstemp, peft) create 0600 files; artifacts are meant to be shared."""
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
             os.chmod(path, 0o644)
 
 
-def _fsync_tree(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
     """Flush every file, so a power cut after the swap cannot leave a published but empty file."""
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -262,13 +272,13 @@ def open_artifact(path: str | Path) -> Artifact:
     except (AttributeError, TypeError, ValueError):  # valid JSON, but not a model config
         raise FinetextError(f"{folder / 'config.json'} is not a model config (unreadable id2label).",
                             _DAMAGED) from None
-    return Artifact(folder, names, _read_settings(folder / MANIFEST), config.get("problem_type"))
+    return Artifact(folder, names, read_settings(folder / MANIFEST), config.get("problem_type"))
 
 
 _DAMAGED = "The directory is damaged: re-run training, or restore it from a copy."
 
 
-def _read_settings(path: Path) -> dict[str, Any]:
+def read_settings(path: Path) -> dict[str, Any]:
     """finetext.yaml (empty for a plain Hugging Face model directory)."""
     if not path.is_file():
         return {}

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from finetext import __version__
-from finetext.artifacts import CHECKPOINTS, MANIFEST, METRICS, MISTAKES, REPORT, REPORT_FILES, write_text_atomic
+from finetext import __version__, model_files
+from finetext.artifacts import (
+    CHECKPOINTS,
+    MANIFEST,
+    METRICS,
+    MISTAKES,
+    REPORT,
+    REPORT_FILES,
+    read_settings,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from finetext.errors import FinetextError
 from finetext.evaluation import report_charts as charts
 from finetext.evaluation.metrics import per_class_scores, per_label_scores
@@ -89,9 +95,7 @@ def load_run(folder: Path) -> RunFiles:
     if not isinstance(metrics, dict) or "validation" not in (metrics.get("final") or {}):
         raise FinetextError(f"{folder / METRICS} is not the metrics of a finetext training run.",
                             "Pass the --output-dir of a finished training run.")
-    settings = None
-    if (folder / MANIFEST).is_file():
-        settings = yaml.safe_load((folder / MANIFEST).read_text(encoding="utf-8")) or {}
+    settings = read_settings(folder / MANIFEST) if (folder / MANIFEST).is_file() else None
     mistakes = read_json(folder / MISTAKES) if (folder / MISTAKES).is_file() else None
     # the staging folder of a run being saved has a temporary name: the configured one is the real one
     name = Path((settings or {}).get("output_dir") or folder.resolve().name).name
@@ -99,13 +103,9 @@ def load_run(folder: Path) -> RunFiles:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FinetextError(f"{path} not found.", "Pass the --output-dir of a finished training run.") from None
-    except json.JSONDecodeError as exc:
-        raise FinetextError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}).",
-                            "Rerun training to write it again.") from None
+    if not path.is_file():
+        raise FinetextError(f"{path} not found.", "Pass the --output-dir of a finished training run.")
+    return model_files.read_json(path, "Rerun training to write it again.")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,20 +139,6 @@ def write_images(folder: Path, images: dict[str, bytes]) -> None:
     for stale in folder.glob("*.png"):
         if stale.name not in images:
             stale.unlink()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def image(images: dict[str, bytes], name: str, alt: str) -> str:

@@ -73,6 +73,17 @@ def mark_kept(ax: Axes, kept_step: int | None) -> None:
         ax.axvline(kept_step, color=MUTED, linestyle="--", linewidth=1, label="kept model")
 
 
+def finish_step_chart(figure: Figure, ax: Axes, title: str, ylabel: str, per_epoch: float | None,
+                      legend: bool = True) -> bytes:
+    """Title, axis labels, the epoch axis and the legend of a chart against steps; its PNG."""
+    figure.suptitle(title)
+    ax.set(xlabel="step", ylabel=ylabel)
+    add_epoch_axis(ax, per_epoch)
+    if legend:
+        legend_below(figure, ax)
+    return png(figure)
+
+
 def loss_chart(history: list[dict], loss_log: list[dict], kept_step: int | None) -> bytes | None:
     """Training loss per logged step (else per evaluation) and validation loss per evaluation."""
     if loss_log:
@@ -90,11 +101,7 @@ def loss_chart(history: list[dict], loss_log: list[dict], kept_step: int | None)
     if validation:
         plot_line(ax, *zip(*validation, strict=True), label="validation loss", color=COLORS[1])
     mark_kept(ax, kept_step)
-    figure.suptitle("Loss")
-    ax.set(xlabel="step", ylabel="loss")
-    add_epoch_axis(ax, steps_per_epoch(history, loss_log))
-    legend_below(figure, ax)
-    return png(figure)
+    return finish_step_chart(figure, ax, "Loss", "loss", steps_per_epoch(history, loss_log))
 
 
 def metrics_chart(history: list[dict], loss_log: list[dict], kept_step: int | None) -> bytes | None:
@@ -107,11 +114,8 @@ def metrics_chart(history: list[dict], loss_log: list[dict], kept_step: int | No
         points = [(e["step"], 100 * e["validation"][name]) for e in history if name in e["validation"]]
         plot_line(ax, *zip(*points, strict=True), label=METRIC_TITLES[name], color=color)
     mark_kept(ax, kept_step)
-    figure.suptitle("Validation metrics per evaluation")
-    ax.set(xlabel="step", ylabel="percent")
-    add_epoch_axis(ax, steps_per_epoch(history, loss_log))
-    legend_below(figure, ax)
-    return png(figure)
+    return finish_step_chart(figure, ax, "Validation metrics per evaluation", "percent",
+                             steps_per_epoch(history, loss_log))
 
 
 def learning_rate_chart(history: list[dict], loss_log: list[dict]) -> bytes | None:
@@ -120,11 +124,9 @@ def learning_rate_chart(history: list[dict], loss_log: list[dict]) -> bytes | No
         return None
     figure, ax = new_axes()
     plot_line(ax, *zip(*points, strict=True), label="learning rate", color=COLORS[4])
-    figure.suptitle("Learning rate")
-    ax.set(xlabel="step", ylabel="learning rate")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.1e}" if value else "0"))
-    add_epoch_axis(ax, steps_per_epoch(history, loss_log))
-    return png(figure)
+    return finish_step_chart(figure, ax, "Learning rate", "learning rate", steps_per_epoch(history, loss_log),
+                             legend=False)
 
 
 def short(name: str, limit: int = 18) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetext.artifacts import MANIFEST, write_json_atomic
+from finetext.artifacts import MANIFEST, exchange_folders, make_shareable, write_json_atomic
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
@@ -237,15 +237,15 @@ def _export_info(source: Path, staging: Path, names: list[str], quantize: str | 
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished staging folder to out; an existing out (empty, or --overwrite) is moved aside
-    first and deleted after."""
+    """Rename the finished staging folder to out. An existing out (empty, or --overwrite) is swapped with it
+    in one step where the OS can (then deleted), else moved aside first and deleted after."""
     os.chmod(staging, 0o755)  # mkdtemp creates 0700; exports are meant to be shared
-    for path in staging.rglob("*"):
-        if path.is_file():
-            os.chmod(path, 0o644)
+    make_shareable(staging)
     if not out.exists():
         os.replace(staging, out)
         return
+    if exchange_folders(staging, out):
+        return  # staging now holds the previous export, which the caller deletes
     old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
     os.replace(out, old / out.name)
     try:

@@ -16,7 +16,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
-from finetext.model_files import check_model_dir, check_tokenizer
+from finetext.model_files import check_model_dir, check_tokenizer, reason
 
 if TYPE_CHECKING:
     from finetext.inference.predict import Classifier
@@ -64,7 +64,7 @@ def load_onnx_classifier(path: str | Path) -> Classifier:
     try:
         tokenizer = AutoTokenizer.from_pretrained(artifact.path)
     except Exception as exc:  # noqa: BLE001
-        raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {_reason(exc)}", fix) from None
+        raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {reason(exc)}", fix) from None
     check_tokenizer(tokenizer, artifact.path, fix)
     model = OnnxSequenceClassifier(open_session(artifact.path / ONNX_MODEL), _load_config(artifact.path))
     return classifier_for(artifact, model, tokenizer, precision="fp32")  # the graph's own types; no autocast
@@ -80,7 +80,7 @@ def open_session(model_file: Path) -> Any:
     try:
         return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - a truncated or corrupt file, a missing external data file
-        raise FinetextError(f"cannot load {model_file}: {_reason(exc)}",
+        raise FinetextError(f"cannot load {model_file}: {reason(exc)}",
                             "Export the model again with `finetext export`.") from None
 
 
@@ -90,7 +90,3 @@ def _load_config(folder: Path) -> PreTrainedConfig:
         return AutoConfig.from_pretrained(folder)
     except (ValueError, KeyError):
         return PreTrainedConfig.from_pretrained(folder)
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:240]

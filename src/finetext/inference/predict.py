@@ -41,6 +41,13 @@ class Classifier:
     AVX512-BF16/AMX); 'auto' decides per call (finetext.hardware.resolve_precision, by the mean tokens of a
     batch); the logits are returned as float32 either way."""
 
+    def accepts_pairs(self, have_pairs: bool) -> bool:
+        """Whether input with (or without) second texts fits the model: a pair model needs them, a finetext
+        single-text model refuses them, a plain HF model (columns unknown) takes either."""
+        if self.text_pair_column:
+            return have_pairs
+        return not (have_pairs and self.settings_known)
+
 
 def load_classifier_dir(path: str, trust_remote_code: bool = False, precision: str = "auto") -> Classifier:
     """Load a finetext output directory, an exported ONNX directory or any saved HF classification model.

@@ -11,7 +11,7 @@ from transformers import logging as hf_logging
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError
 from finetext.hub import hub_unreachable_reason, quiet_hub_logs
-from finetext.model_files import check_model_dir, check_tokenizer, remote_code_error
+from finetext.model_files import check_model_dir, check_tokenizer, reason, remote_code_error
 
 log = logging.getLogger("finetext")
 LOCAL_FIX = "Point --model at a complete model directory (copy or download it again)."
@@ -45,9 +45,9 @@ def resolve_model_path(name: str) -> str:
     if _cached_locally(name):
         return name
     quiet_hub_logs()
-    if reason := hub_unreachable_reason():
+    if unreachable := hub_unreachable_reason():
         raise FinetextError(f"model '{name}' is not a local directory and the Hugging Face Hub is unreachable "
-                            f"({reason}).", "Offline, pass a local model directory with --model.")
+                            f"({unreachable}).", "Offline, pass a local model directory with --model.")
     return name
 
 
@@ -123,9 +123,9 @@ def dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
 def _load_error(name: str, what: str, exc: Exception) -> FinetextError:
     if remote := remote_code_error(name, exc):
         return remote
-    reason = " ".join(str(exc).split())[:240] or type(exc).__name__
-    if "safetensors" in reason.lower():
+    why = reason(exc)
+    if "safetensors" in why.lower():
         return FinetextError(f"cannot load {what} '{name}': no safetensors weights.",
                              "finetext loads only .safetensors files; convert the checkpoint first.")
-    return FinetextError(f"cannot load {what} '{name}': {reason}",
+    return FinetextError(f"cannot load {what} '{name}': {why}",
                          "Offline, pass a local model directory with --model.")

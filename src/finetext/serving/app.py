@@ -10,20 +10,20 @@ max_body_bytes (refused before it is read), 415 a body that is not JSON, 422 a r
 503 (with Retry-After) when too many texts are already waiting or a request times out.
 """
 
-import json
 import logging
+import socket
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
 from finetext import __version__
+from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
+from finetext.inference.onnx_runtime import ONNX_MODEL
 from finetext.inference.predict import Classifier, load_classifier_dir, predict_logits, predictions_from_logits
 from finetext.serving.batcher import Batcher, Overloaded
 from finetext.serving.guard import RequestGuard
@@ -82,15 +82,12 @@ def request_model(cfg: ServeConfig) -> type[_PredictRequestBase]:
 
 
 def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, Any]:
-    folder = Path(model_dir).expanduser()
-    settings = yaml.safe_load((folder / "finetext.yaml").read_text(encoding="utf-8")) \
-        if (folder / "finetext.yaml").is_file() else {}
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    artifact = open_artifact(model_dir)
     return {
-        "model": (settings.get("model") or {}).get("model") or config.get("_name_or_path") or folder.name,
-        "model_dir": str(folder.resolve()),
-        "architecture": (config.get("architectures") or [None])[0],
-        "backend": "onnxruntime" if (folder / "model.onnx").is_file() else "pytorch",
+        "model": artifact.model_setting("model") or artifact.path.name,
+        "model_dir": str(artifact.path.resolve()),
+        "architecture": (clf.model.config.architectures or [None])[0],
+        "backend": "onnxruntime" if (artifact.path / ONNX_MODEL).is_file() else "pytorch",
         "labels": clf.label_names,
         "max_length": clf.max_length,
         "text_pairs": clf.text_pair_column is not None,
@@ -100,14 +97,6 @@ def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, A
         "limits": cfg.limits(),
         "finetext_version": __version__,
     }
-
-
-def pair_problem(clf: Classifier, have_pairs: bool) -> str | None:
-    if clf.text_pair_column and not have_pairs:
-        return 'this model classifies sentence pairs: give "text_pair" / "text_pairs" too'
-    if have_pairs and clf.text_pair_column is None and clf.settings_known:
-        return 'this model classifies single texts: drop "text_pair" / "text_pairs"'
-    return None
 
 
 def predictor(clf: Classifier, batch_size: int):
@@ -182,9 +171,9 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
                          503: {"description": "Overloaded or timed out; retry later"}})
     async def predict(request: predict_request):  # type: ignore[valid-type]
         texts, pairs = request.text_lists()
-        problem = pair_problem(clf, pairs is not None)
-        if problem:
-            return error(422, problem)
+        if not clf.accepts_pairs(pairs is not None):
+            return error(422, 'this model classifies single texts: drop "text_pair" / "text_pairs"' if pairs
+                         else 'this model classifies sentence pairs: give "text_pair" / "text_pairs" too')
         try:
             results = await batcher.submit(texts, pairs, cfg.request_timeout_s)
         except Overloaded:
@@ -214,9 +203,7 @@ def serve(model_dir: str, cfg: ServeConfig) -> None:
     server.run(sockets=[sock])
 
 
-def bind(host: str, port: int):
-    import socket
-
+def bind(host: str, port: int) -> socket.socket:
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

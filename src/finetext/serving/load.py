@@ -37,8 +37,12 @@ class LoadReport:
     """Unexpected answers: a good request not answered 200, a bad one not answered its 4xx."""
     dropped: int = 0
     """Requests that got no answer at all (connection error or timeout)."""
-    refused_as_expected: int = 0
-    """Malformed requests answered with exactly their expected 4xx."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """Malformed requests answered with exactly their expected 4xx, by kind (BAD_REQUESTS' names)."""
+
+    @property
+    def refused_as_expected(self) -> int:
+        return sum(self.refused.values())
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -54,62 +58,81 @@ class LoadReport:
 def run_load(host: str, port: int, texts: list[str], requests: int = 2000, concurrency: int = 16,
              texts_per_request: int = 1, bad_every: int = 0, timeout_s: float = 60.0) -> LoadReport:
     """Send `requests` requests from `concurrency` threads; every `bad_every`-th one (0: none) is malformed."""
-    report, lock = LoadReport(requests=requests), threading.Lock()
-    counter = iter(range(requests))
+    return LoadTest(host, port, texts, texts_per_request, bad_every, timeout_s).run(requests, concurrency)
 
-    def client() -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
-        while True:
+
+@dataclass
+class LoadTest:
+    host: str
+    port: int
+    texts: list[str]
+    texts_per_request: int = 1
+    bad_every: int = 0
+    timeout_s: float = 60.0
+
+    def run(self, requests: int, concurrency: int) -> LoadReport:
+        report, lock = LoadReport(requests=requests), threading.Lock()
+        indices = iter(range(requests))
+
+        def client() -> None:
+            conn = self.connect()
+            while (index := next_index(indices, lock)) is not None:
+                conn = self.send(conn, index, report, lock)
+            conn.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.timeout_s * requests)  # bounded even if the server stops answering
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+
+    def request(self, index: int) -> tuple[str, bytes, str, int]:
+        """(name, body, content type, expected status) of request number index."""
+        if self.bad_every and index % self.bad_every == 0:
+            return BAD_REQUESTS[(index // self.bad_every) % len(BAD_REQUESTS)]
+        chosen = [self.texts[(index * self.texts_per_request + k) % len(self.texts)]
+                  for k in range(self.texts_per_request)]
+        return "predict", json.dumps({"texts": chosen}).encode(), "application/json", 200
+
+    def send(self, conn: http.client.HTTPConnection, index: int, report: LoadReport,
+             lock: threading.Lock) -> http.client.HTTPConnection:
+        """One request and its bookkeeping; the connection to use next (a new one after a failure or close)."""
+        name, body, content_type, expected = self.request(index)
+        started = time.perf_counter()
+        try:
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
             with lock:
-                index = next(counter, None)
-            if index is None:
-                break
-            conn = one_request(conn, index, host, port, texts, texts_per_request, bad_every, timeout_s, report, lock)
-        conn.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout_s * requests)  # bounded even if the server stops answering
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-def one_request(conn: http.client.HTTPConnection, index: int, host: str, port: int, texts: list[str],
-                per_request: int, bad_every: int, timeout_s: float, report: LoadReport,
-                lock: threading.Lock) -> http.client.HTTPConnection:
-    bad = BAD_REQUESTS[(index // bad_every) % len(BAD_REQUESTS)] if bad_every and index % bad_every == 0 else None
-    if bad:
-        name, body, content_type, expected = bad
-    else:
-        chosen = [texts[(index * per_request + k) % len(texts)] for k in range(per_request)]
-        name, body, content_type, expected = "predict", json.dumps({"texts": chosen}).encode(), "application/json", 200
-    started = time.perf_counter()
-    try:
-        conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
-        response = conn.getresponse()
-        payload = response.read()
-    except (OSError, http.client.HTTPException) as exc:
+                report.dropped += 1
+                report.errors.append(f"request {index} ({name}): no answer: {exc!r}")
+            conn.close()
+            return self.connect()
+        elapsed_ms = 1000 * (time.perf_counter() - started)
         with lock:
-            report.dropped += 1
-            report.errors.append(f"request {index} ({name}): no answer: {exc!r}")
-        conn.close()
-        return http.client.HTTPConnection(host, port, timeout=timeout_s)
-    elapsed_ms = 1000 * (time.perf_counter() - started)
+            if response.status != expected:
+                report.errors.append(f"request {index} ({name}): {response.status} {payload[:200]!r}, "
+                                     f"expected {expected}")
+            elif expected == 200:
+                report.latencies_ms.append(elapsed_ms)
+            else:
+                report.refused[name] = report.refused.get(name, 0) + 1
+        if response.getheader("connection", "").lower() == "close":
+            conn.close()
+            return self.connect()
+        return conn
+
+
+def next_index(indices, lock: threading.Lock) -> int | None:
     with lock:
-        if response.status != expected:
-            report.errors.append(f"request {index} ({name}): {response.status} {payload[:200]!r}, "
-                                 f"expected {expected}")
-        elif bad:
-            report.refused_as_expected += 1
-        else:
-            report.latencies_ms.append(elapsed_ms)
-    if response.getheader("connection", "").lower() == "close":
-        conn.close()
-        return http.client.HTTPConnection(host, port, timeout=timeout_s)
-    return conn
+        return next(indices, None)
 
 
 def oversized_body_status(host: str, port: int, declared_bytes: int = 50_000_000, timeout_s: float = 10.0) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from finetext.artifacts import fsync_tree
 from finetext.errors import FinetextError
 
 STATE = "state.json"  # every complete checkpoint has one (a damaged or foreign step-N folder is skipped)
@@ -44,13 +45,6 @@ def complete_checkpoints(root: Path) -> list[Path]:
 def latest_checkpoint(root: Path) -> Path | None:
     found = complete_checkpoints(root)
     return found[-1] if found else None
-
-
-def fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def publish(tmp: Path, final: Path) -> None:
