@@ -7,12 +7,12 @@ TORCH     ?= torch==2.13.0
 # Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 # on machines whose pip has no local CPU wheel.
 TORCH_PIP_ARGS ?=
+# The full datasets (make demo, bench/); the tests use the samples in tests/data instead.
 DATA_DIR  ?= $(abspath ../shared/data)
 BIN       := $(VENV)/bin
-export FINETEXT_DATA_DIR ?= $(DATA_DIR)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test lint docs clean chromium
+.PHONY: setup demo test test-fast lint docs clean chromium
 
 setup: $(VENV)/.installed
 
@@ -23,13 +23,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# SST-2 from DATA_DIR, else from the Hub, else the sample in tests/data (examples/demo_data.py says which).
 demo: setup
-	$(BIN)/finetext train examples/demo.yaml --data-dir $(DATA_DIR) --overwrite-output-dir
+	$(BIN)/finetext train examples/demo.yaml $$($(BIN)/python examples/demo_data.py $(DATA_DIR)) --overwrite-output-dir
 	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
 
+# Every test (CI runs this); the tests use the samples in tests/data, nothing beside the checkout.
 test: setup chromium
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest
+
+# The tests not marked slow (each under 10 s): about a minute.
+test-fast: setup chromium
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/python -m pytest -m "not slow"
 
 # tests/test_report.py opens the report in Debian's chromium: installed here when missing (root with apt-get);
 # without it the test skips its browser check, except under CI where it fails.

@@ -79,9 +79,12 @@ def test_every_example_config_is_valid_and_says_what_to_expect():
         if cfg.data.dataset:
             assert cfg.data.dataset in KNOWN_DATASETS
             tasks.add(cfg.data.dataset)
-        else:  # offline recipe on a shared data file, e.g. AG News' test split
-            assert (REPO / cfg.data.train_file).is_file()
-            tasks.add(Path(cfg.data.train_file).parent.name)
+        else:  # offline recipe on a file of the full datasets beside the checkout, e.g. AG News' test split
+            train_file = Path(cfg.data.train_file)
+            assert train_file.parts[:3] == ("..", "shared", "data"), f"{path.name}: {train_file}"
+            fixture = REPO / "tests" / "data" / train_file.relative_to("../shared/data")
+            assert fixture.is_file(), f"{path.name}: tests/data has no sample of {train_file}"
+            tasks.add(train_file.parent.name)
     assert {"imdb", "yelp_review_full", "glue/mrpc", "ag_news", "sst2", "sst5"} <= tasks
 
 

@@ -23,7 +23,7 @@ def test_known_name_resolves_to_local_pairs_with_real_label_names(data_dir):
     assert data.source == str(data_dir / "mrpc")
     assert (data.text_column, data.text_pair_column, data.label_column) == ("sentence1", "sentence2", "label")
     assert data.label_names == ["not_equivalent", "equivalent"]
-    assert {k: len(v) for k, v in data.splits.items()} == {"train": 3668, "validation": 408, "test": 1725}
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 1200, "validation": 200, "test": 300}
     raw = pd.read_parquet(data_dir / "mrpc" / "validation.parquet")
     assert data.splits["validation"]["text_pair"].tolist() == raw["sentence2"].tolist()
     assert data.splits["validation"]["label"].tolist() == raw["label"].tolist()
@@ -32,15 +32,15 @@ def test_known_name_resolves_to_local_pairs_with_real_label_names(data_dir):
 
 def test_unlabelled_glue_test_split_is_kept_but_not_labelled():
     data = load(dataset="sst2")
-    assert len(data.splits["test"]) == 1821
+    assert len(data.splits["test"]) == 200
     assert not data.is_labelled("test") and data.is_labelled("validation")
 
 
 def test_missing_validation_is_carved_stratified_and_seeded(data_dir):
     data = load(dataset="imdb")
     train, validation = data.splits["train"], data.splits["validation"]
-    assert (len(train), len(validation)) == (22500, 2500)
-    assert validation["label"].value_counts().to_dict() == {0: 1250, 1: 1250}
+    assert (len(train), len(validation)) == (270, 30)
+    assert validation["label"].value_counts().to_dict() == {0: 15, 1: 15}
     raw = pd.read_parquet(data_dir / "imdb" / "train.parquet")  # a partition of train (IMDB has duplicates)
     assert sorted(pd.concat([train, validation])["text"]) == sorted(raw["text"])
     assert load(dataset="imdb").splits["validation"].equals(validation)
@@ -154,3 +154,27 @@ def test_unknown_names_and_offline_hub(tmp_path, monkeypatch):
     with pytest.raises(FinetextError, match="dataset 'yelp_review_full' is not in .* could not be loaded from the "
                                             "Hugging Face Hub .*HF_HUB_OFFLINE is set"):
         load(dataset="yelp_review_full")
+
+
+@pytest.mark.parametrize("labels", [["spam"] * 6, [1] * 6])
+def test_training_data_with_a_single_class_is_refused_naming_it(tmp_path, labels):
+    pd.DataFrame({"text": [f"message {i}" for i in range(6)], "label": labels}).to_csv(tmp_path / "train.csv",
+                                                                                      index=False)
+    with pytest.raises(FinetextError, match=rf"the training data has a single class \('{labels[0]}'\)"):
+        load(dataset=str(tmp_path / "train.csv"))
+
+
+def test_a_single_class_in_train_is_refused_even_with_declared_names(tmp_path):
+    pd.DataFrame({"text": ["a", "b", "c", "d"], "label": [1, 1, 1, 1]}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "label_names.json").write_text('["neg", "pos"]')
+    with pytest.raises(FinetextError, match=r"single class \('pos'\)"):
+        load(dataset=str(tmp_path))
+
+
+def test_the_cli_refuses_a_single_class_file_with_one_line(tmp_path, capsys):
+    from finetext.cli import main
+
+    pd.DataFrame({"text": ["x", "y", "z"], "label": ["ham"] * 3}).to_csv(tmp_path / "train.csv", index=False)
+    assert main(["train", "--train-file", str(tmp_path / "train.csv"), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the training data has a single class ('ham')")

@@ -93,7 +93,7 @@ def test_glove_text_and_parquet_files_give_the_packaged_vectors(tmp_path, data_d
     lines = [f"{word} {' '.join(repr(float(v)) for v in row)}\n" for word, row in zip(words, vectors, strict=True)]
     text.write_text("".join(lines))
     from_text = load_word_vectors(str(text), 50)
-    from_parquet = load_word_vectors(str(data_dir / "glove" / "glove.6B.50d.top100k.parquet"), 50)
+    from_parquet = load_word_vectors(str(data_dir / "glove" / "glove.6B.50d.top1k.parquet"), 50)
     for loaded in (from_text, from_parquet):
         assert loaded.words == words
         np.testing.assert_array_equal(loaded.vectors, vectors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import pytest
 import yaml
@@ -12,7 +14,6 @@ import finetext
 from finetext.cli import main
 from finetext.config import ModelConfig, TrainingConfig, build
 from finetext.data import tokenize
-from finetext.hardware import BF16_MIN_TOKENS_PER_BATCH, bf16_supported, resolve_precision
 from finetext.models.factory import load_model
 from finetext.training.trainer_engine import training_arguments
 
@@ -69,15 +70,70 @@ def test_dropout_options_are_checked(capsys):
     assert "Use --scratch-dropout P instead." in capsys.readouterr().err
 
 
-def test_precision_auto_is_resolved_and_recorded(tiny_model, tmp_path):
-    result = finetext.train(tiny_run(tiny_model, tmp_path / "run", dataset="sst2", epochs=1))
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory) -> str:
+    """2 layers as wide as MiniLM (384): wide enough for bf16 autocast to be worth it where it is native."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from finetext.models.pretrained import packaged_model_dir
+
+    folder = tmp_path_factory.mktemp("wide-bert")
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=384, num_hidden_layers=2, num_attention_heads=6, intermediate_size=384,
+                        max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(packaged_model_dir()).save_pretrained(folder)
+    return str(folder)
+
+
+def pretend_cpu(monkeypatch, native_bf16: bool) -> None:
+    """The hardware is this test's input: a CPU with (AMX) or without native bfloat16."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16)
+
+
+def autocast_seen(monkeypatch) -> list[bool]:
+    """Whether each training forward pass of a BERT classifier ran under bfloat16 autocast."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    seen: list[bool] = []
+    forward = BertForSequenceClassification.forward
+
+    @functools.wraps(forward)  # the Trainer reads the forward's signature to pick its input columns
+    def recording(self, *args, **kwargs):
+        if self.training:
+            seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", recording)
+    return seen
+
+
+@pytest.mark.parametrize(("dataset", "native_bf16", "expected"), [
+    ("imdb", True, "bf16"),    # 16 reviews x 64 tokens = 1,024 tokens per batch, on a CPU with native bf16
+    ("imdb", False, "fp32"),   # the same batches where bf16 is only emulated (slower than fp32)
+    ("sst2", True, "fp32"),    # 16 sentences of ~13 tokens: too little work per batch for autocast to pay
+])
+def test_precision_auto_trains_in_what_the_hardware_and_batches_favour(wide_model, tmp_path, monkeypatch, dataset,
+                                                                        native_bf16, expected):
+    pretend_cpu(monkeypatch, native_bf16)
+    seen = autocast_seen(monkeypatch)
+    result = finetext.train(tiny_run(wide_model, tmp_path / "run", dataset=dataset, epochs=1, train_samples=32,
+                                     eval_samples=16, test_samples=16, report=False))
     saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
-    # 16 sentences of ~13 tokens per batch: below the size where bf16 autocast pays off on a CPU
+    assert saved["training"]["precision"] == expected
+    assert seen and set(seen) == {expected == "bf16"}  # and every training step really ran that way
+
+
+def test_an_explicit_precision_is_kept_and_train_seconds_are_recorded(tiny_model, tmp_path):
+    result = finetext.train(tiny_run(tiny_model, tmp_path / "run", dataset="sst2", epochs=1, precision="fp32"))
+    saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
     assert saved["training"]["precision"] == "fp32"
-    long_batches = resolve_precision("auto", BF16_MIN_TOKENS_PER_BATCH)
-    assert long_batches == ("bf16" if bf16_supported() else "fp32")
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16", 10) == "bf16"
-    assert resolve_precision("auto", 4096, width=64) == "fp32"  # the scratch model's matrices are too small
     history = result.metrics["history"]
     assert 0 < history[-1]["train_seconds"] <= result.metrics["train"]["train_runtime_s"]
 

@@ -193,6 +193,8 @@ def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None
         names = infer_label_names(train_labels.explode().dropna().infer_objects() if multi else train_labels)
     encode = _encode_label_sets if multi else _encode_labels
     splits = {split: encode(split, df, names) for split, df in splits.items()}
+    if label_names is None and not multi:  # training (an existing model's mapping comes with label_names)
+        _refuse_single_class(splits, names)
     _warn_missing_classes(splits, names)
     if "train" in splits and "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)
@@ -324,6 +326,18 @@ def _encode_labels(split: str, df: pd.DataFrame, names: list[str]) -> pd.DataFra
     ids = label_ids(labels, names)
     _refuse_unknown(split, labels[ids.isna()], names, "rows")
     return df.assign(label=ids.astype("int64"))
+
+
+def _refuse_single_class(splits: dict[str, pd.DataFrame], names: list[str]) -> None:
+    """A classifier needs two classes: with one label name transformers builds a 1-output model and treats
+    it as regression; with one class present in train the model learns to always answer it."""
+    if "train" not in splits:
+        return
+    present = sorted(set(splits["train"]["label"]))
+    if len(names) < 2 or len(present) < 2:
+        found = names[present[0]] if present else names[0]
+        raise FinetextError(f"the training data has a single class ('{found}'): a classifier needs examples of at "
+                            "least two.", "Add examples of the other classes to the training data.")
 
 
 def _refuse_unknown(split: str, unknown: pd.Series, names: list[str], counted: str) -> None:
