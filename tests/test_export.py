@@ -16,6 +16,10 @@ from finetext.errors import FinetextError
 from finetext.inference.onnx_runtime import OnnxSequenceClassifier
 from finetext.inference.predict import load_classifier_dir
 
+# int8's tolerance on every CPU (docs/performance.md): probabilities within 0.15 of fp32's, and the same label
+# for every text whose fp32 probability is at least 0.1 from the decision boundary.
+INT8_MAX_PROBABILITY_SHIFT = 0.15
+INT8_CLEAR_MARGIN = 0.1
 EXPORT_FILES = {"model.onnx", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
                 "export.json"}
 
@@ -128,11 +132,15 @@ def test_sentence_pair_model_exports_to_int8_through_the_cli(tiny_model, fp32_di
     assert info["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert (out / "model.onnx").stat().st_size < 0.5 * (fp32_dir / "model.onnx").stat().st_size
     ours, reference = finetext.predict(out, first, second), finetext.predict(run, first, second, precision="fp32")
-    agreement = np.mean([a["label"] == b["label"] for a, b in zip(ours, reference, strict=True)])
+    agree = np.array([a["label"] == b["label"] for a, b in zip(ours, reference, strict=True)])
     difference = np.abs(probabilities(ours) - probabilities(reference)).max()
-    summary = f"int8: labels agree on {agreement:.1%}, max probability difference {difference:.2e}"
+    clear = np.abs(probabilities(reference)[:, 1] - 0.5) >= INT8_CLEAR_MARGIN  # texts away from the boundary
+    summary = (f"int8: labels agree on {agree.mean():.1%} ({agree[clear].mean():.1%} of the {clear.sum()} texts "
+               f"at least {INT8_CLEAR_MARGIN} from the boundary), max probability difference {difference:.2e}")
     print(summary)  # shown by pytest -rP
-    assert agreement >= 0.9 and difference < 0.05, summary
+    # int8 kernels differ between CPUs (VNNI or not, AMX): measured 0.02-0.07 here. What holds on every CPU: a
+    # bounded shift (docs/performance.md states it) and the same label wherever fp32 is not close to a tie.
+    assert difference < INT8_MAX_PROBABILITY_SHIFT and agree[clear].all() and agree.mean() >= 0.85, summary
     assert {r["label"] for r in ours} == {"not_equivalent", "equivalent"}
     with pytest.raises(FinetextError, match="trained on sentence pairs"):
         finetext.predict(out, ["only one sentence"])

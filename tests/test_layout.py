@@ -1,0 +1,24 @@
+"""The package's shape: no import cycle between finetext's modules (imports inside functions included)."""
+
+import importlib.util
+
+from conftest import REPO
+
+
+def load_code_shape():
+    spec = importlib.util.spec_from_file_location("code_shape", REPO / "bench" / "code_shape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_module_imports_itself_back_through_others():
+    shape = load_code_shape()
+    graph = shape.import_graph()
+    assert "finetext.training.run" in graph and "finetext.config" in graph["finetext.training.run"]
+    assert shape.cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    shape = load_code_shape()
+    assert shape.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
