@@ -13,8 +13,8 @@ import finetext
 from finetext.cli import main
 from finetext.config import config_from_flat, save_yaml
 from finetext.errors import FinetextError
+from finetext.inference.loader import load_classifier_dir
 from finetext.inference.onnx_runtime import OnnxSequenceClassifier
-from finetext.inference.predict import load_classifier_dir
 
 EXPORT_FILES = {"model.onnx", "config.json", "tokenizer.json", "tokenizer_config.json", "finetext.yaml",
                 "export.json"}
