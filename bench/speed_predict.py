@@ -43,10 +43,13 @@ def load_texts(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 
 def child(name: str, args: argparse.Namespace) -> dict:
     """Load (untimed), then predict every text (timed); probabilities in the model's label order."""
+    from dataclasses import replace
+
     import numpy as np
 
     from finetext.evaluation.metrics import softmax
-    from finetext.inference.predict import load_classifier_dir, predict_logits
+    from finetext.inference.loader import load_classifier_dir
+    from finetext.inference.predict import predict_logits
 
     texts, _ = load_texts(args)
     if name.startswith("pipeline"):
@@ -63,8 +66,7 @@ def child(name: str, args: argparse.Namespace) -> dict:
     else:
         source = args.model_dir if not name.startswith("onnx") else export(args.model_dir, name)
         precision = "auto" if name in ("finetext", "onnx", "onnx_int8") else "fp32"
-        clf = load_classifier_dir(source, precision=precision)
-        clf.max_length = args.max_length
+        clf = replace(load_classifier_dir(source, precision=precision), max_length=args.max_length)
         started = time.perf_counter()
         logits = predict_logits(clf, texts, batch_size=32, progress=False,
                                 sort_by_length=name != "finetext_unsorted")
@@ -115,7 +117,10 @@ def main() -> None:
     if args.max_length is None:
         from finetext.artifacts import open_artifact
 
-        args.max_length = int(open_artifact(args.model_dir).data_setting("max_length") or 512)
+        saved = open_artifact(args.model_dir).config
+        if saved is None:
+            parser.error(f"{args.model_dir} has no finetext.yaml; pass --max-length")
+        args.max_length = saved.data.max_length
     if args.child:
         Path(args.report).write_text(json.dumps(child(args.child, args)))
         return

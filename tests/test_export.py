@@ -13,8 +13,8 @@ import finetext
 from finetext.cli import main
 from finetext.config import config_from_flat, save_yaml
 from finetext.errors import FinetextError
+from finetext.inference.loader import load_classifier_dir
 from finetext.inference.onnx_runtime import OnnxSequenceClassifier
-from finetext.inference.predict import load_classifier_dir
 
 # int8's tolerance on every CPU (docs/performance.md): probabilities within 0.15 of fp32's, and the same label
 # for every text whose fp32 probability is at least 0.1 from the decision boundary.

@@ -75,7 +75,7 @@ def test_sentence_pairs_are_encoded_as_pairs_and_test_is_scored(tiny_model, tmp_
     assert test["num_examples"] == 48 and set(test) >= {"accuracy", "f1", "confusion_matrix"}
     saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
     assert (saved["data"]["text_column"], saved["data"]["text_pair_column"]) == ("sentence1", "sentence2")
-    from finetext.inference.predict import load_classifier_dir
+    from finetext.inference.loader import load_classifier_dir
 
     clf = load_classifier_dir(str(result.output_dir))
     encoded = clf.tokenizer(data["sentence1"][0], data["sentence2"][0])

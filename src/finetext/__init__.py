@@ -1,10 +1,39 @@
-"""finetext: fine-tune pretrained models for text classification."""
+"""finetext: fine-tune pretrained models for text classification.
 
-__version__ = "0.1.0"
+The public names load on first use (PEP 562): the API pulls in torch and transformers, and `import finetext`,
+`finetext --help` and `finetext config` should not pay for them.
+"""
 
-from finetext.api import compare, evaluate, export, predict, report, serve, train  # noqa: E402
-from finetext.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig  # noqa: E402
-from finetext.errors import FinetextError  # noqa: E402
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from finetext.version import __version__ as __version__  # the one place the version is stated
+
+if TYPE_CHECKING:  # what __getattr__ returns, for type checkers and editors
+    from finetext.api import compare, evaluate, export, predict, report, serve, train
+    from finetext.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
+    from finetext.errors import FinetextError
+
+_HOMES = {
+    **dict.fromkeys(("compare", "evaluate", "export", "predict", "report", "serve", "train"), "finetext.api"),
+    **dict.fromkeys(("DataConfig", "ModelConfig", "TrainConfig", "TrainingConfig"), "finetext.config"),
+    "FinetextError": "finetext.errors",
+}
 
 __all__ = ["DataConfig", "FinetextError", "ModelConfig", "TrainConfig", "TrainingConfig", "compare", "evaluate",
            "export", "predict", "report", "serve", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'finetext' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

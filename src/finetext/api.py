@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from finetext.artifacts import write_text_atomic
-from finetext.config import DataConfig, TrainConfig, build, config_from_flat, flatten, load_yaml
+from finetext.artifacts import open_artifact, write_text_atomic
+from finetext.config import DataConfig, TrainConfig, TrainingConfig, build, config_from_flat, flatten, load_yaml
 from finetext.data.files import read_table
 from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
-from finetext.evaluation.evaluate import evaluate_frame
-from finetext.inference.predict import (
-    Classifier,
-    load_classifier_dir,
-    predict_logits,
-    predictions_from_logits,
-)
+from finetext.inference.classifier import Classifier
+from finetext.inference.loader import LoadOptions, load_classifier, load_classifier_dir
+from finetext.inference.predict import predict_logits, predictions_from_logits
+from finetext.inference.score import evaluate_frame
 from finetext.training.run import TrainingRun, TrainResult
 
 
@@ -58,20 +56,22 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
     limits the scored split to a seeded subset. The split defaults to test when it has labels, else
     validation.
     """
-    clf = load_classifier_dir(str(model_dir), trust_remote_code, precision="fp32")  # the saved weights' scores
+    artifact = open_artifact(model_dir)
+    clf = load_classifier(artifact, LoadOptions(trust_remote_code, precision="fp32"))  # the saved weights' scores
     saved = {"max_length": clf.max_length, "multi_label": clf.multi_label, "label_separator": clf.label_separator,
              "threshold": clf.threshold}
     data_cfg = build(DataConfig, {**saved, **data_options})
     if not data_cfg.has_source():
         raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
-    data = load_labelled_data(data_cfg, seed=42, label_names=clf.label_names)
+    seed = (artifact.config.training if artifact.config else TrainingConfig()).seed  # the run's, for its subsets
+    data = load_labelled_data(data_cfg, seed=seed, label_names=clf.label_names)
     _check_pairs(clf, data.has_pairs())
-    clf.max_length, clf.threshold = data_cfg.max_length, data_cfg.threshold
+    clf = replace(clf, max_length=data_cfg.max_length, threshold=data_cfg.threshold)
     chosen = split or next((s for s in ("test", "validation") if data.is_labelled(s)), None)
     if chosen is None or not data.is_labelled(chosen):
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
                             "Pass --split, or a --test-file with a label column.")
-    frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed=42)
+    frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed)
     report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
     return {"split": chosen, "source": data.source, **report}
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from finetext.config import TrainConfig, save_yaml
+from finetext.config import TrainConfig, config_from_flat, save_yaml
 from finetext.errors import FinetextError
 from finetext.model_files import read_json, reason
 
@@ -231,24 +231,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Artifact:
     """A trained model directory as finetext reads it back."""
 
     path: Path
     label_names: list[str]
-    settings: dict[str, Any]
+    config: TrainConfig | None
+    """The run's settings (finetext.yaml) as the typed config; None for a plain Hugging Face model directory."""
     problem_type: str | None = None
 
     def adapter_only(self) -> bool:
         """A LoRA artifact saved with lora_merge: false (weights = base model + adapter/)."""
         return not (self.path / WEIGHTS).is_file() and (self.path / ADAPTER / "adapter_config.json").is_file()
-
-    def data_setting(self, key: str, default=None):
-        return self.settings.get("data", {}).get(key, default)
-
-    def model_setting(self, key: str, default=None):
-        return self.settings.get("model", {}).get(key, default)
 
 
 def open_artifact(path: str | Path) -> Artifact:
@@ -272,14 +267,14 @@ def open_artifact(path: str | Path) -> Artifact:
     except (AttributeError, TypeError, ValueError):  # valid JSON, but not a model config
         raise FinetextError(f"{folder / 'config.json'} is not a model config (unreadable id2label).",
                             _DAMAGED) from None
-    return Artifact(folder, names, read_settings(folder / MANIFEST), config.get("problem_type"))
+    return Artifact(folder, names, read_config(folder / MANIFEST), config.get("problem_type"))
 
 
 _DAMAGED = "The directory is damaged: re-run training, or restore it from a copy."
 
 
 def read_settings(path: Path) -> dict[str, Any]:
-    """finetext.yaml (empty for a plain Hugging Face model directory)."""
+    """finetext.yaml as its raw mapping (empty for a plain Hugging Face model directory)."""
     if not path.is_file():
         return {}
     try:
@@ -289,3 +284,17 @@ def read_settings(path: Path) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise FinetextError(f"{path} is not a finetext config (a mapping of settings).", _DAMAGED)
     return settings
+
+
+def read_config(path: Path) -> TrainConfig | None:
+    """finetext.yaml read back into the config it was saved from, so every default comes from config.py;
+    None when there is none (a plain Hugging Face model directory)."""
+    settings = read_settings(path)
+    if not settings:
+        return None
+    try:
+        return config_from_flat(settings)
+    except FinetextError as exc:  # a key this version does not know, or a value it refuses
+        raise FinetextError(f"{path} holds settings this finetext cannot read: {exc.problem.rstrip('.')}.",
+                            "Correct the file (`finetext config --docs` lists the keys and values), or re-run "
+                            "training.") from None

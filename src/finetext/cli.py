@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from finetext import __version__
+        from finetext.version import __version__
 
         print(f"finetext {__version__}")
         return 0

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
-from finetext import __version__
 from finetext.data.sources import is_label_set
+from finetext.version import __version__
 
 log = logging.getLogger("finetext")
 

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from finetext import __version__, model_files
+from finetext import model_files
 from finetext.artifacts import (
     CHECKPOINTS,
     MANIFEST,
@@ -31,6 +31,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation import report_charts as charts
 from finetext.evaluation.metrics import per_class_scores, per_label_scores
 from finetext.evaluation.mistakes import MAX_TEXT_CHARS
+from finetext.version import __version__
 
 HEADLINE = (("accuracy", "accuracy"), ("f1", "F1"), ("precision", "precision"), ("recall", "recall"),
             ("mcc", "MCC"))

@@ -23,8 +23,11 @@ import torch
 from finetext.artifacts import MANIFEST, exchange_folders, make_shareable, write_json_atomic
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
-from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
-from finetext.inference.predict import Classifier, load_classifier_dir, predict_logits
+from finetext.inference.classifier import Classifier
+from finetext.inference.loader import load_classifier_dir
+from finetext.inference.onnx_runtime import ONNX_MODEL, OnnxRuntimeBackend
+from finetext.inference.predict import predict_logits
+from finetext.version import __version__
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -215,7 +218,7 @@ def _max_probability_difference(clf: Classifier, staging: Path) -> float:
     """Probabilities of the probe texts from PyTorch and from the exported graph. The ONNX side runs in
     batches of 3, so it also sees batch sizes and padded lengths other than the export example's."""
     pairs = list(reversed(PROBES)) if clf.text_pair_column else None
-    exported = load_onnx_classifier(staging)
+    exported = load_classifier_dir(staging, precision="fp32", backend=OnnxRuntimeBackend.name)
     reference = predict_logits(clf, PROBES, pairs, batch_size=len(PROBES), progress=False)
     logits = predict_logits(exported, PROBES, pairs, batch_size=3, progress=False)
     probabilities = sigmoid if clf.multi_label else softmax
@@ -225,8 +228,6 @@ def _max_probability_difference(clf: Classifier, staging: Path) -> float:
 def _export_info(source: Path, staging: Path, names: list[str], quantize: str | None, difference: float) -> dict:
     import onnx
     import onnxruntime
-
-    from finetext import __version__
 
     graph = onnx.load(str(staging / ONNX_MODEL), load_external_data=False)
     opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))

@@ -1,7 +1,7 @@
-"""Exported ONNX models run through onnxruntime behind the same Classifier interface as PyTorch models.
+"""The onnxruntime backend: an exported directory (model.onnx) behind the same Classifier as PyTorch models.
 
-onnxruntime is imported only when an ONNX directory is loaded: predict.py imports this module at its top,
-and every finetext command would otherwise pay for it.
+onnxruntime is imported only when an ONNX directory is loaded: the loader imports this module at its top, and
+every load of a PyTorch model would otherwise pay for it.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from finetext.artifacts import open_artifact
+from finetext.artifacts import Artifact
 from finetext.errors import FinetextError
+from finetext.inference.classifier import Classifier, classifier_for
 from finetext.model_files import check_model_dir, check_tokenizer, reason
 
 if TYPE_CHECKING:
-    from finetext.inference.predict import Classifier
+    from finetext.inference.loader import LoadOptions
 
 ONNX_MODEL = "model.onnx"
 
@@ -54,20 +55,24 @@ class OnnxSequenceClassifier:
         return value.detach().cpu().numpy().astype(np.int64, copy=False)
 
 
-def load_onnx_classifier(path: str | Path) -> Classifier:
-    """An exported directory (model.onnx, config.json, tokenizer, finetext.yaml) as a Classifier."""
-    from finetext.inference.predict import classifier_for  # predict.py imports this module at its top
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
 
-    artifact = open_artifact(path)
-    fix = "Export the model again with `finetext export`."
-    check_model_dir(artifact.path, fix)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(artifact.path)
-    except Exception as exc:  # noqa: BLE001
-        raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {reason(exc)}", fix) from None
-    check_tokenizer(tokenizer, artifact.path, fix)
-    model = OnnxSequenceClassifier(open_session(artifact.path / ONNX_MODEL), _load_config(artifact.path))
-    return classifier_for(artifact, model, tokenizer, precision="fp32")  # the graph's own types; no autocast
+    def can_load(self, artifact: Artifact) -> bool:
+        return (artifact.path / ONNX_MODEL).is_file()
+
+    def load(self, artifact: Artifact, options: LoadOptions) -> Classifier:
+        """An exported directory (model.onnx, config.json, tokenizer, finetext.yaml) as a Classifier. The graph
+        runs in its own types (no autocast) and no remote code is involved, so options do not apply."""
+        fix = "Export the model again with `finetext export`."
+        check_model_dir(artifact.path, fix)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(artifact.path)
+        except Exception as exc:  # noqa: BLE001
+            raise FinetextError(f"cannot load the tokenizer in {artifact.path}: {reason(exc)}", fix) from None
+        check_tokenizer(tokenizer, artifact.path, fix)
+        model = OnnxSequenceClassifier(open_session(artifact.path / ONNX_MODEL), _load_config(artifact.path))
+        return classifier_for(artifact, model, tokenizer, precision="fp32", backend=self.name)
 
 
 def open_session(model_file: Path) -> Any:

@@ -35,7 +35,7 @@ def with_source_model(cfg: ModelConfig) -> ModelConfig:
     """cfg with ``model`` set to the init_from model's own (e.g. 'scratch'), so the saved config, the default
     learning rate and the model card describe what is really trained. A different --model is refused."""
     artifact = source_artifact(cfg)
-    source_model = artifact.model_setting("model") or str(artifact.path)
+    source_model = artifact.config.model.model if artifact.config else str(artifact.path)
     if cfg.model not in (DEFAULT_MODEL, source_model):
         raise FinetextError(f"--model {cfg.model} conflicts with --init-from {artifact.path}, which holds a "
                             f"'{source_model}' model.", "Drop --model: with --init-from the model comes from DIR.")

@@ -20,14 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
-from finetext import __version__
 from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
-from finetext.inference.onnx_runtime import ONNX_MODEL
-from finetext.inference.predict import Classifier, load_classifier_dir, predict_logits, predictions_from_logits
+from finetext.inference.classifier import Classifier
+from finetext.inference.loader import load_classifier_dir
+from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.serving.batcher import Batcher, Overloaded
 from finetext.serving.guard import RequestGuard
 from finetext.serving.settings import ServeConfig
+from finetext.version import __version__
 
 log = logging.getLogger("finetext")
 
@@ -84,10 +85,10 @@ def request_model(cfg: ServeConfig) -> type[_PredictRequestBase]:
 def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, Any]:
     artifact = open_artifact(model_dir)
     return {
-        "model": artifact.model_setting("model") or artifact.path.name,
+        "model": artifact.config.model.model if artifact.config else artifact.path.name,
         "model_dir": str(artifact.path.resolve()),
         "architecture": (clf.model.config.architectures or [None])[0],
-        "backend": "onnxruntime" if (artifact.path / ONNX_MODEL).is_file() else "pytorch",
+        "backend": clf.backend,
         "labels": clf.label_names,
         "max_length": clf.max_length,
         "text_pairs": clf.text_pair_column is not None,

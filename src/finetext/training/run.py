@@ -18,7 +18,6 @@ import yaml
 from accelerate import PartialState
 from transformers import set_seed
 
-from finetext import __version__
 from finetext.artifacts import (
     CHECKPOINTS,
     MANIFEST,
@@ -34,12 +33,12 @@ from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.data.sources import LabelledData, label_array, load_labelled_data, resolved_data_config
 from finetext.data.tokenize import tokenize_split
 from finetext.errors import FinetextError
-from finetext.evaluation.evaluate import evaluate_with_logits
 from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
 from finetext.evaluation.report import write_report
 from finetext.hardware import model_width, resolve_precision
-from finetext.inference.predict import Classifier
+from finetext.inference.classifier import Classifier
+from finetext.inference.score import evaluate_with_logits
 from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
 from finetext.training import checkpoint as ckpt
@@ -47,6 +46,7 @@ from finetext.training.fit import FitResult
 from finetext.training.native_engine import fit_native
 from finetext.training.objective import Objective, resolve_class_weights
 from finetext.training.trainer_engine import fit_with_trainer, latest_trainer_checkpoint
+from finetext.version import __version__
 
 log = logging.getLogger("finetext")
 

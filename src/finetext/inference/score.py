@@ -1,4 +1,5 @@
-"""Score a trained classifier on a labelled split."""
+"""Score a classifier on a labelled split: run it (inference), then compute the report from the logits
+(evaluation.metrics, which knows nothing of models)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pandas as pd
 
 from finetext.data.sources import label_array
 from finetext.evaluation.metrics import report_from_logits
-from finetext.inference.predict import Classifier, predict_logits
+from finetext.inference.classifier import Classifier
+from finetext.inference.predict import predict_logits
 
 
 def evaluate_frame(clf: Classifier, df: pd.DataFrame, batch_size: int, progress: bool,
