@@ -13,8 +13,8 @@ from finetext.config import DataConfig, TrainConfig, TrainingConfig, build, conf
 from finetext.data.files import read_table
 from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
-from finetext.inference.classifier import Classifier
-from finetext.inference.loader import LoadOptions, load_classifier, load_classifier_dir
+from finetext.inference.classifier import Classifier, LoadOptions
+from finetext.inference.loader import load_classifier, load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.inference.score import evaluate_frame
 from finetext.training.run import TrainingRun, TrainResult

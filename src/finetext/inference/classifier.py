@@ -35,6 +35,17 @@ class SequenceClassifier(Protocol):
 
 
 @dataclass(frozen=True)
+class LoadOptions:
+    """What the caller asks of a load; a backend ignores what does not apply to it (onnxruntime runs the
+    graph's own types and never runs a directory's Python code)."""
+
+    trust_remote_code: bool = False
+    """Run the model directory's own Python code (auto_map in config.json)."""
+    precision: str = "auto"
+    """'auto' (bf16 where the hardware runs it natively, else fp32), 'bf16' or 'fp32'."""
+
+
+@dataclass(frozen=True)
 class Classifier:
     """A loaded model ready to predict: model, tokenizer, label names and the settings it was trained with.
 

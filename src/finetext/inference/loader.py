@@ -6,26 +6,14 @@ one line in BACKENDS. Everything downstream (predict, evaluate, serve, export's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from finetext.artifacts import Artifact, open_artifact
 from finetext.errors import FinetextError
-from finetext.inference.classifier import Classifier
+from finetext.inference.classifier import Classifier, LoadOptions
 from finetext.inference.onnx_runtime import OnnxRuntimeBackend
 from finetext.inference.pytorch import PyTorchBackend
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What the caller asks of a load; a backend ignores what does not apply to it (onnxruntime runs the
-    graph's own types and never runs a directory's Python code)."""
-
-    trust_remote_code: bool = False
-    """Run the model directory's own Python code (auto_map in config.json)."""
-    precision: str = "auto"
-    """'auto' (bf16 where the hardware runs it natively, else fp32), 'bf16' or 'fp32'."""
 
 
 class Backend(Protocol):

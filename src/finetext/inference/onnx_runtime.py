@@ -7,7 +7,7 @@ every load of a PyTorch model would otherwise pay for it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,11 +16,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetext.artifacts import Artifact
 from finetext.errors import FinetextError
-from finetext.inference.classifier import Classifier, classifier_for
+from finetext.inference.classifier import Classifier, LoadOptions, classifier_for
 from finetext.model_files import check_model_dir, check_tokenizer, reason
-
-if TYPE_CHECKING:
-    from finetext.inference.loader import LoadOptions
 
 ONNX_MODEL = "model.onnx"
 

@@ -3,18 +3,13 @@ saved Hugging Face classification model, loaded with transformers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 import finetext.models.scratch  # noqa: F401 - registers the scratch architecture with the Auto classes
 from finetext.artifacts import ADAPTER, Artifact
 from finetext.errors import FinetextError
-from finetext.inference.classifier import Classifier, classifier_for
+from finetext.inference.classifier import Classifier, LoadOptions, classifier_for
 from finetext.model_files import check_model_dir, check_tokenizer, reason, remote_code_error
-
-if TYPE_CHECKING:
-    from finetext.inference.loader import LoadOptions
 
 _FIX = "Re-run training, or check the directory is complete."
 
