@@ -2,17 +2,15 @@
 
 The exported directory holds model.onnx, the tokenizer, config.json (label names), finetext.yaml (when the
 source had one) and export.json (versions and the measured difference). It is built in a staging folder
-beside the output directory and renamed into place at the end, so an interrupted export never leaves a
-directory that looks complete.
+beside the output directory and renamed or swapped into place at the end (finetext.storage.staged_folder), so
+an interrupted export leaves the previous directory or the new one, never a half-written one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetext.artifacts import MANIFEST, exchange_folders, make_shareable, write_json_atomic
+from finetext.artifacts import MANIFEST
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.inference.onnx_runtime import ONNX_MODEL, load_onnx_classifier
 from finetext.inference.predict import Classifier, load_classifier_dir, predict_logits
+from finetext.storage import remove_stale_staging, staged_folder, write_json
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -62,12 +61,13 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, quantize: str | N
         raise FinetextError(f"{source} is already an ONNX export.", "Pass the output directory of a training run.")
     out = _check_output_dir(Path(output_dir).expanduser(), source, overwrite)
     clf = load_classifier_dir(str(source), precision="fp32")
-    staging = _make_staging(out)
+    remove_stale_staging(out)  # left by a killed export
     try:
-        _write_export(clf, source, staging, quantize, opset)
-        _move_into_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_folder(out) as staging:
+            _write_export(clf, source, staging, quantize, opset)
+    except OSError as exc:
+        raise FinetextError(f"cannot write the export to {out}: {exc.strerror or exc}.",
+                            "Choose a writable --output-dir with free space.") from None
     return out
 
 
@@ -81,16 +81,6 @@ def _check_output_dir(out: Path, source: Path, overwrite: bool) -> Path:
         raise FinetextError(f"output directory {out} already exists and is not empty.",
                             "Pass --overwrite to replace it, or choose another --output-dir.")
     return out
-
-
-def _make_staging(out: Path) -> Path:
-    """A hidden folder beside out (same file system, so the final rename is atomic)."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    except OSError as exc:
-        raise FinetextError(f"cannot write to {out.parent}: {exc.strerror}.",
-                            "Choose a writable --output-dir.") from None
 
 
 def _write_export(clf: Classifier, source: Path, staging: Path, quantize: str | None, opset: int | None) -> None:
@@ -109,7 +99,7 @@ def _write_export(clf: Classifier, source: Path, staging: Path, quantize: str | 
     if (source / MANIFEST).is_file():
         shutil.copyfile(source / MANIFEST, staging / MANIFEST)
     difference = _max_probability_difference(clf, staging)
-    write_json_atomic(staging / EXPORT_INFO, _export_info(source, staging, names, quantize, difference))
+    write_json(staging / EXPORT_INFO, _export_info(source, staging, names, quantize, difference))
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -234,24 +224,3 @@ def _export_info(source: Path, staging: Path, names: list[str], quantize: str | 
             "source": str(source.resolve()), "finetext_version": __version__, "torch_version": torch.__version__,
             "onnx_version": onnx.__version__, "onnxruntime_version": onnxruntime.__version__,
             "probe_texts": len(PROBES), "max_probability_difference": difference}
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished staging folder to out. An existing out (empty, or --overwrite) is swapped with it
-    in one step where the OS can (then deleted), else moved aside first and deleted after."""
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700; exports are meant to be shared
-    make_shareable(staging)
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    if exchange_folders(staging, out):
-        return  # staging now holds the previous export, which the caller deletes
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        os.replace(old / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
