@@ -11,7 +11,7 @@ or the new thing, never half of one; a power cut after the rename cannot leave a
   ``publish_folder`` (or a caller's own publisher, as artifacts do to keep the user's files). Publishing a
   folder over an existing one swaps the two in one atomic step (Linux renameat2 with RENAME_EXCHANGE); where
   the swap is unavailable the old folder is renamed aside and the new one renamed in: a kill between those
-  two renames leaves ``final`` missing (the old one is then beside it, hidden), never mixed.
+  two renames leaves ``final`` missing, never mixed, and ``remove_stale_staging`` puts the old one back.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 FILE_MODE = 0o644  # mkstemp and mkdtemp create private files and folders; what finetext writes is shared
 FOLDER_MODE = 0o755
 STAGING = ".staging-"  # in the names of staging folders: .<final>.staging-XXXX beside, .staging-XXXX inside
+ASIDE = ".old-"  # .<final>.old-XXXX/<final>: the previous folder while the fallback replaces it
 
 Publisher = Callable[[Path, Path], None]
 
@@ -108,10 +109,15 @@ def make_staging_folder(final: Path, inside_when_parent_readonly: bool = False) 
 
 
 def remove_stale_staging(final: Path) -> None:
-    """Staging folders left beside (or inside) ``final`` by a process killed while writing it. Only for a
-    caller that knows no other process is writing ``final`` now."""
+    """Clear what a process killed while writing ``final`` left: staging folders beside (or inside) it, and
+    the previous folder set aside by the fallback, which is put back if the kill fell before the new one
+    took its place. Only for a caller that knows no other process is writing ``final`` now."""
     final = final.resolve()
-    leftovers = [*final.parent.glob(f".{final.name}{STAGING}*"), *final.parent.glob(f".{final.name}.old-*")]
+    for aside in final.parent.glob(f".{final.name}{ASIDE}*"):
+        if (aside / final.name).is_dir() and not final.exists():
+            os.replace(aside / final.name, final)
+        shutil.rmtree(aside, ignore_errors=True)
+    leftovers = list(final.parent.glob(f".{final.name}{STAGING}*"))
     if final.is_dir():
         leftovers += final.glob(f"{STAGING}*")
     for path in leftovers:
@@ -145,7 +151,7 @@ def _put_in_place(staging: Path, final: Path) -> None:
 
 def _replace_via_aside(staging: Path, final: Path) -> None:
     """Without the swap: rename final aside, rename staging in (put final back if that fails), delete the old."""
-    aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+    aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}{ASIDE}"))
     os.replace(final, aside / final.name)
     try:
         os.replace(staging, final)

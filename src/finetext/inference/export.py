@@ -59,9 +59,10 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, quantize: str | N
     source = Path(model_dir).expanduser()
     if (source / ONNX_MODEL).is_file():
         raise FinetextError(f"{source} is already an ONNX export.", "Pass the output directory of a training run.")
-    out = _check_output_dir(Path(output_dir).expanduser(), source, overwrite)
+    out = Path(output_dir).expanduser()
+    remove_stale_staging(out)  # left by a killed export (which may have set the previous one aside)
+    _check_output_dir(out, source, overwrite)
     clf = load_classifier_dir(str(source), precision="fp32")
-    remove_stale_staging(out)  # left by a killed export
     try:
         with staged_folder(out) as staging:
             _write_export(clf, source, staging, quantize, opset)
@@ -71,7 +72,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, quantize: str | N
     return out
 
 
-def _check_output_dir(out: Path, source: Path, overwrite: bool) -> Path:
+def _check_output_dir(out: Path, source: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FinetextError(f"output directory {out} is a file.", "Pass a directory with --output-dir.")
     if out.resolve() == source.resolve() or out.resolve() in source.resolve().parents:
@@ -80,7 +81,6 @@ def _check_output_dir(out: Path, source: Path, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FinetextError(f"output directory {out} already exists and is not empty.",
                             "Pass --overwrite to replace it, or choose another --output-dir.")
-    return out
 
 
 def _write_export(clf: Classifier, source: Path, staging: Path, quantize: str | None, opset: int | None) -> None:
