@@ -69,8 +69,6 @@ elif point == "after_swap":
     storage.exchange_folders = exchange_then_die
 elif point == "set_aside":
     storage.exchange_folders = no_exchange_and_die_after_the_first_rename
-elif point == "no_swap":
-    storage.exchange_folders = lambda a, b: False
 elif point == "half_written":
     storage._fsync_file = half_written_then_die
 elif point == "renaming":
