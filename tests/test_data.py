@@ -1,10 +1,15 @@
 import json
 import logging
+import os
+import stat
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from finetext.config import DataConfig
+from finetext.data.files import EXTENSIONS, read_table, write_table
 from finetext.data.sources import load_labelled_data
 from finetext.errors import FinetextError
 
@@ -145,6 +150,51 @@ def test_unreadable_inputs_have_clear_errors(tmp_path):
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(FinetextError, match="unsupported file type '.xlsx'"):
         load(train_file=str(tmp_path / "data.xlsx"))
+
+
+def test_two_columns_of_the_same_name_are_refused_naming_both(tmp_path):
+    """pandas would rename the second one ('label.1') and the first would be used without a word."""
+    (tmp_path / "train.csv").write_text("text,label,source,note,label\ngood film,pos,web,,neg\n", encoding="utf-8")
+    with pytest.raises(FinetextError) as refused:
+        load(train_file=str(tmp_path / "train.csv"))
+    assert str(refused.value) == (f"{tmp_path / 'train.csv'} has two columns named 'label' (columns 2 and 5). "
+                                  "Rename one of them.")
+    (tmp_path / "train.tsv").write_text("text\ttext\tlabel\ttext\na\tb\t1\tc\n", encoding="utf-8")
+    with pytest.raises(FinetextError, match=r"train.tsv has 3 columns named 'text' \(columns 1, 2 and 4\)\. "
+                                            "Rename all but one of them."):
+        read_table(tmp_path / "train.tsv")
+    columns = [pa.array(["good film"]), pa.array(["pos"]), pa.array(["neg"])]
+    pq.write_table(pa.table(columns, names=["text", "label", "label"]), tmp_path / "train.parquet")
+    with pytest.raises(FinetextError, match=r"train.parquet has two columns named 'label' \(columns 2 and 3\)"):
+        read_table(tmp_path / "train.parquet")
+
+
+@pytest.mark.parametrize("extension", EXTENSIONS)
+def test_write_table_round_trips_every_format(tmp_path, extension):
+    frame = pd.DataFrame({"text": ["café, \"quoted\"", "two\nlines", "NA"], "label": [1, 0, 1],
+                          "prob_positive": [0.75, 0.125, 0.5]})
+    path = write_table(frame, tmp_path / "sub" / f"predictions{extension}")
+    pd.testing.assert_frame_equal(read_table(path), frame)
+    assert os.listdir(path.parent) == [path.name] and stat.S_IMODE(path.stat().st_mode) == 0o644
+    with pytest.raises(FinetextError, match=r"cannot write .*out.xlsx: unsupported output type '.xlsx'. Use one of "
+                                            r"\.csv, \.tsv, \.json, \.jsonl, \.parquet"):
+        write_table(frame, tmp_path / "out.xlsx")
+
+
+def test_the_tokenization_cache_shows_no_datasets_bars(tiny_model, capsys):
+    import datasets
+    from transformers import AutoTokenizer
+
+    from finetext.data.tokenize import tokenize_split
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    frame = pd.DataFrame({"text": ["a fine film", "a dull one"], "label": [1, 0]})
+    datasets.enable_progress_bars()
+    stored = tokenize_split(frame, tokenizer, 32, "dynamic", cache=True)
+    loaded = tokenize_split(frame, tokenizer, 32, "dynamic", cache=True)
+    assert loaded["input_ids"] == stored["input_ids"]
+    assert capsys.readouterr().err == ""  # no "Saving the dataset" / "Loading dataset from disk"
+    assert datasets.is_progress_bar_enabled()  # switched back afterwards
 
 
 def test_unknown_names_and_offline_hub(tmp_path, monkeypatch):

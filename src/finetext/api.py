@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from finetext.artifacts import open_artifact, write_text_atomic
+from finetext.artifacts import open_artifact
 from finetext.config import DataConfig, TrainConfig, TrainingConfig, build, config_from_flat, flatten, load_yaml
-from finetext.data.files import read_table
+from finetext.data.files import read_table, write_table
 from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier, LoadOptions
@@ -151,27 +151,6 @@ def serve(model_dir: str | Path, **settings: Any) -> None:
     from finetext.serving.settings import ServeConfig
 
     run_server(str(model_dir), ServeConfig(**settings))
-
-
-def write_table(df: pd.DataFrame, path: Path) -> Path:
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in (".csv", ".tsv"):
-        text = df.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",")
-    elif suffix == ".jsonl":
-        text = df.to_json(orient="records", lines=True, force_ascii=False)
-    elif suffix == ".json":
-        text = df.to_json(orient="records", force_ascii=False, indent=2)
-    elif suffix == ".parquet":
-        tmp = path.with_name(f".{path.name}.tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
-        return path
-    else:
-        raise FinetextError(f"cannot write {path}: unsupported output type '{suffix}'.",
-                            "Use .csv, .tsv, .json, .jsonl or .parquet.")
-    write_text_atomic(path, text)
-    return path
 
 
 def _first_present(table: pd.DataFrame, *names: str | None) -> str:

@@ -3,21 +3,16 @@
 A finished artifact is a Hugging Face model directory (model.safetensors, config.json with the real label
 names, tokenizer files) plus finetext's own files: finetext.yaml (the resolved config), metrics.json and a
 model card README.md, mistakes.json and report.html. The artifact is written whole into a staging
-folder beside the output directory and the two folders are swapped in one atomic step (Linux), so a
-process killed while saving leaves the previous model intact; elsewhere finetext.yaml is moved into place
-last, so its presence marks a complete artifact.
+folder beside the output directory (finetext.storage) and the two folders are swapped in one atomic step
+(Linux), so a process killed while saving leaves the previous model intact; elsewhere finetext.yaml is moved
+into place last, so its presence marks a complete artifact.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import functools
-import json
 import os
 import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +23,16 @@ import yaml
 from finetext.config import TrainConfig, config_from_flat, save_yaml
 from finetext.errors import FinetextError
 from finetext.model_files import read_json, reason
+from finetext.storage import (
+    STAGING,
+    exchange_folders,
+    fsync_folder,
+    keep_mode,
+    remove_stale_staging,
+    staged_folder,
+    write_json,
+    write_text,
+)
 
 MANIFEST = "finetext.yaml"
 METRICS = "metrics.json"
@@ -53,33 +58,8 @@ def prepare_output_dir(cfg: TrainConfig) -> Path:
     except OSError as exc:
         raise FinetextError(f"cannot create output_dir {out}: {exc.strerror}.",
                             "Choose a writable --output-dir.") from None
-    for stale in out.resolve().parent.glob(f".{out.resolve().name}.staging-*"):  # left by a killed save
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_staging(out)  # left by a killed save
     return out
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, card: str,
@@ -92,8 +72,8 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
     others (mistakes.json, the report) before anything is published. A process killed at any point leaves
     out either as it was (the previous model, intact) or complete with the new one."""
     out = out.resolve()
-    staging = _staging_folder(out)
-    try:
+    publish = functools.partial(publish_artifact, skip={adapter_dir.name} if adapter_dir is not None else set())
+    with staged_folder(out, publish, inside_when_parent_readonly=True) as staging:
         if weights:
             model.save_pretrained(staging, safe_serialization=True)
         else:
@@ -101,29 +81,15 @@ def save_artifact(out: Path, model, tokenizer, cfg: TrainConfig, metrics: dict, 
         if adapter_dir is not None:
             shutil.copytree(adapter_dir, staging / ADAPTER)
         tokenizer.save_pretrained(staging)
-        write_json_atomic(staging / METRICS, metrics)
-        write_text_atomic(staging / CARD, card)
+        write_json(staging / METRICS, metrics)
+        write_text(staging / CARD, card)
         save_yaml(cfg, staging / MANIFEST)
         if write_extras is not None:
             write_extras(staging)
-        make_shareable(staging)
-        fsync_tree(staging)
-        publish_artifact(staging, out, skip={adapter_dir.name} if adapter_dir is not None else set())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # What a save replaces: none of these may survive from an earlier run beside the new files.
 _OWNED = {MANIFEST, METRICS, CARD, WEIGHTS, ADAPTER, MISTAKES, REPORT, REPORT_FILES, "config.json"}
-
-
-def _staging_folder(out: Path) -> Path:
-    """A fresh folder on out's file system: beside it (for the swap), or inside it when the parent is
-    read-only."""
-    try:
-        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    except OSError:
-        return Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
 
 
 def publish_artifact(staging: Path, out: Path, skip: set[str] | None = None) -> None:
@@ -133,11 +99,12 @@ def publish_artifact(staging: Path, out: Path, skip: set[str] | None = None) -> 
     without it, a staging folder inside out) the files are moved in one by one with the manifest last, so
     an interrupted save leaves a folder that no loader takes for a finished model."""
     carried = [p for p in out.iterdir() if p.name not in _OWNED | (skip or set()) and not (staging / p.name).exists()
-               and not p.name.startswith(".staging-")]
+               and not p.name.startswith(STAGING)]
     if staging.parent == out.parent and _carry_over(carried, staging):
+        keep_mode(staging, out)  # staging becomes out
         if exchange_folders(staging, out):
-            _fsync_dir(out.parent)
-            return  # staging now holds the previous artifact, which the caller deletes
+            fsync_folder(out.parent)
+            return  # staging now holds the previous artifact, which staged_folder deletes
         _remove(staging / p.name for p in carried)  # the originals stay where they are
     _move_in(staging, out)
 
@@ -175,60 +142,6 @@ def _move_in(staging: Path, out: Path) -> None:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         shutil.move(item, target)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def exchange_folders(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 with RENAME_EXCHANGE); False where that is unavailable."""
-    libc = _libc()
-    renameat2 = getattr(libc, "renameat2", None) if libc is not None else None
-    if renameat2 is None:
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    error = ctypes.get_errno()
-    if error in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EPERM, errno.EBUSY):
-        return False
-    raise OSError(error, os.strerror(error), str(b))
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-def make_shareable(folder: Path) -> None:
-    """Some writers (mkstemp, peft) create 0600 files; artifacts are meant to be shared."""
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            os.chmod(path, 0o644)
-
-
-def fsync_tree(folder: Path) -> None:
-    """Flush every file, so a power cut after the swap cannot leave a published but empty file."""
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -242,9 +242,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
                       trust_remote_code=args.trust_remote_code, **options)
     if args.output:
-        from finetext.artifacts import write_json_atomic
+        from finetext.storage import write_json
 
-        write_json_atomic(Path(args.output), report)
+        write_json(Path(args.output), report)
     print(f"{report['split']} ({report['num_examples']} examples): accuracy {100 * report['accuracy']:.2f}  "
           f"f1 {100 * report['f1']:.2f}  precision {100 * report['precision']:.2f}  "
           f"recall {100 * report['recall']:.2f}  mcc {100 * report['mcc']:.2f}")

@@ -23,9 +23,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from finetext.artifacts import ADAPTER, METRICS, write_text_atomic
+from finetext.artifacts import ADAPTER, METRICS
 from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.errors import FinetextError
+from finetext.storage import staged_file, write_text
 
 log = logging.getLogger("finetext")
 
@@ -175,8 +176,8 @@ def comparison_table(runs: list[StrategyRun]) -> pd.DataFrame:
 
 
 def write_comparison(out: Path, table: pd.DataFrame, values: dict[str, Any], strategies: list[str]) -> None:
-    write_text_atomic(out / CSV, table.to_csv(index=False))
-    write_text_atomic(out / MARKDOWN, comparison_markdown(table, values, strategies))
+    write_text(out / CSV, table.to_csv(index=False))
+    write_text(out / MARKDOWN, comparison_markdown(table, values, strategies))
     write_chart(table, out / CHART)
 
 
@@ -265,8 +266,8 @@ def write_chart(table: pd.DataFrame, path: Path) -> None:
                                 color="white", xytext=(0, 4), textcoords="offset points")
     figure.suptitle("finetext compare: fine-tuning strategies")
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with staged_file(path) as tmp:
+            figure.savefig(tmp, dpi=110)
+    finally:
+        plt.close(figure)

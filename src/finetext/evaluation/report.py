@@ -24,13 +24,12 @@ from finetext.artifacts import (
     REPORT,
     REPORT_FILES,
     read_settings,
-    write_bytes_atomic,
-    write_text_atomic,
 )
 from finetext.errors import FinetextError
 from finetext.evaluation import report_charts as charts
 from finetext.evaluation.metrics import per_class_scores, per_label_scores
 from finetext.evaluation.mistakes import MAX_TEXT_CHARS
+from finetext.storage import write_bytes, write_text
 from finetext.version import __version__
 
 HEADLINE = (("accuracy", "accuracy"), ("f1", "F1"), ("precision", "precision"), ("recall", "recall"),
@@ -71,7 +70,7 @@ def write_report(folder: str | Path) -> Path:
     run = load_run(folder)
     images = draw_charts(run)
     write_images(folder / REPORT_FILES, images)
-    write_text_atomic(folder / REPORT, render_page(run, images))
+    write_text(folder / REPORT, render_page(run, images))
     return folder / REPORT
 
 
@@ -136,7 +135,7 @@ def write_images(folder: Path, images: dict[str, bytes]) -> None:
     """Each PNG atomically; PNGs of an earlier report that this one lacks are removed."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in images.items():
-        write_bytes_atomic(folder / name, data)
+        write_bytes(folder / name, data)
     for stale in folder.glob("*.png"):
         if stale.name not in images:
             stale.unlink()

@@ -2,17 +2,15 @@
 
 The exported directory holds model.onnx, the tokenizer, config.json (label names), finetext.yaml (when the
 source had one) and export.json (versions and the measured difference). It is built in a staging folder
-beside the output directory and renamed into place at the end, so an interrupted export never leaves a
-directory that looks complete.
+beside the output directory and renamed or swapped into place at the end (finetext.storage.staged_folder), so
+an interrupted export leaves the previous directory or the new one, never a half-written one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetext.artifacts import MANIFEST, exchange_folders, make_shareable, write_json_atomic
+from finetext.artifacts import MANIFEST
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.inference.classifier import Classifier
 from finetext.inference.loader import load_classifier_dir
 from finetext.inference.onnx_runtime import ONNX_MODEL, OnnxRuntimeBackend
 from finetext.inference.predict import predict_logits
+from finetext.storage import remove_stale_staging, staged_folder, write_json
 from finetext.version import __version__
 
 FORMATS = ("onnx",)
@@ -63,18 +62,20 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, quantize: str | N
     source = Path(model_dir).expanduser()
     if (source / ONNX_MODEL).is_file():
         raise FinetextError(f"{source} is already an ONNX export.", "Pass the output directory of a training run.")
-    out = _check_output_dir(Path(output_dir).expanduser(), source, overwrite)
+    out = Path(output_dir).expanduser()
+    remove_stale_staging(out)  # left by a killed export (which may have set the previous one aside)
+    _check_output_dir(out, source, overwrite)
     clf = load_classifier_dir(str(source), precision="fp32")
-    staging = _make_staging(out)
     try:
-        _write_export(clf, source, staging, quantize, opset)
-        _move_into_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_folder(out) as staging:
+            _write_export(clf, source, staging, quantize, opset)
+    except OSError as exc:
+        raise FinetextError(f"cannot write the export to {out}: {exc.strerror or exc}.",
+                            "Choose a writable --output-dir with free space.") from None
     return out
 
 
-def _check_output_dir(out: Path, source: Path, overwrite: bool) -> Path:
+def _check_output_dir(out: Path, source: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FinetextError(f"output directory {out} is a file.", "Pass a directory with --output-dir.")
     if out.resolve() == source.resolve() or out.resolve() in source.resolve().parents:
@@ -83,17 +84,6 @@ def _check_output_dir(out: Path, source: Path, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FinetextError(f"output directory {out} already exists and is not empty.",
                             "Pass --overwrite to replace it, or choose another --output-dir.")
-    return out
-
-
-def _make_staging(out: Path) -> Path:
-    """A hidden folder beside out (same file system, so the final rename is atomic)."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    except OSError as exc:
-        raise FinetextError(f"cannot write to {out.parent}: {exc.strerror}.",
-                            "Choose a writable --output-dir.") from None
 
 
 def _write_export(clf: Classifier, source: Path, staging: Path, quantize: str | None, opset: int | None) -> None:
@@ -112,7 +102,7 @@ def _write_export(clf: Classifier, source: Path, staging: Path, quantize: str | 
     if (source / MANIFEST).is_file():
         shutil.copyfile(source / MANIFEST, staging / MANIFEST)
     difference = _max_probability_difference(clf, staging)
-    write_json_atomic(staging / EXPORT_INFO, _export_info(source, staging, names, quantize, difference))
+    write_json(staging / EXPORT_INFO, _export_info(source, staging, names, quantize, difference))
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -235,24 +225,3 @@ def _export_info(source: Path, staging: Path, names: list[str], quantize: str | 
             "source": str(source.resolve()), "finetext_version": __version__, "torch_version": torch.__version__,
             "onnx_version": onnx.__version__, "onnxruntime_version": onnxruntime.__version__,
             "probe_texts": len(PROBES), "max_probability_difference": difference}
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished staging folder to out. An existing out (empty, or --overwrite) is swapped with it
-    in one step where the OS can (then deleted), else moved aside first and deleted after."""
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700; exports are meant to be shared
-    make_shareable(staging)
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    if exchange_folders(staging, out):
-        return  # staging now holds the previous export, which the caller deletes
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        os.replace(old / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

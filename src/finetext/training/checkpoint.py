@@ -3,8 +3,9 @@
 A checkpoint is a directory ``checkpoints/step-<N>/`` holding the model (``model.safetensors``), the
 optimizer's tensors (``optimizer.safetensors``), each process's random-number state (``rng-<rank>.*``)
 and ``state.json`` (optimizer hyper-parameters, scheduler, data position, history). It is assembled in a
-hidden ``.tmp-*`` folder and renamed into place, so a process killed while saving leaves the previous
-checkpoints untouched. Only safetensors and JSON are read back: nothing in a checkpoint is unpickled.
+hidden ``.tmp-*`` folder (a fixed name: every process writes its RNG state there) and published with
+finetext.storage.publish_folder, so a process killed while saving leaves the previous checkpoints
+untouched. Only safetensors and JSON are read back: nothing in a checkpoint is unpickled.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from finetext.artifacts import fsync_tree
 from finetext.errors import FinetextError
+from finetext.storage import remove_stale_staging, staged_folder
 
 STATE = "state.json"  # every complete checkpoint has one (a damaged or foreign step-N folder is skipped)
 BEST = "best"
@@ -47,24 +48,14 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def publish(tmp: Path, final: Path) -> None:
-    """Move a fully written folder into place (a directory rename is atomic)."""
-    fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
 def publish_best(checkpoint: Path, root: Path) -> None:
-    """Make a checkpoint's weights the best model: a hard link, not a second 90 MB write."""
-    tmp = root / ".tmp-best"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        os.link(checkpoint / WEIGHTS, tmp / WEIGHTS)
-    except OSError:  # file systems without hard links
-        shutil.copyfile(checkpoint / WEIGHTS, tmp / WEIGHTS)
-    publish(tmp, root / BEST)
+    """Make a checkpoint's weights the best model: a hard link, not a second 90 MB write. The previous best
+    is swapped out in one step, so a kill never leaves the run without one."""
+    with staged_folder(root / BEST) as staging:
+        try:
+            os.link(checkpoint / WEIGHTS, staging / WEIGHTS)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(checkpoint / WEIGHTS, staging / WEIGHTS)
 
 
 def prune(root: Path, keep: int) -> None:
@@ -77,6 +68,7 @@ def remove_partial(root: Path) -> None:
     if root.is_dir():
         for path in root.glob(".tmp-*"):
             shutil.rmtree(path, ignore_errors=True)
+        remove_stale_staging(root / BEST)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from transformers import DataCollatorWithPadding, PreTrainedModel, get_scheduler
 
 from finetext.config import TrainingConfig
 from finetext.errors import FinetextError
+from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
 from finetext.training.fit import FitResult, best_entry, is_better, kept_entry
@@ -295,7 +296,7 @@ class NativeEngine:
                                      dataclasses.asdict(saved))
             if best:
                 ckpt.publish_best(tmp, self.checkpoint_dir)
-            ckpt.publish(tmp, self.checkpoint_dir / f"step-{p.global_step}")
+            publish_folder(tmp, self.checkpoint_dir / f"step-{p.global_step}")
             ckpt.prune(self.checkpoint_dir, self.cfg.save_total_limit)
         acc.wait_for_everyone()
         p.pause_seconds += time.perf_counter() - save_started

@@ -26,8 +26,6 @@ from finetext.artifacts import (
     REPORT_FILES,
     prepare_output_dir,
     save_artifact,
-    write_json_atomic,
-    write_text_atomic,
 )
 from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.data.sources import LabelledData, label_array, load_labelled_data, resolved_data_config
@@ -41,6 +39,7 @@ from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
 from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
+from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
 from finetext.training.fit import FitResult
 from finetext.training.native_engine import fit_native
@@ -166,7 +165,7 @@ class TrainingRun:
         """What a resumed run must match, written before the first checkpoint."""
         if self.state.is_main_process and not self.cfg.resume:
             path = self.out / CHECKPOINTS / ckpt.RUN_CONFIG
-            write_text_atomic(path, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+            write_text(path, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         self.state.wait_for_everyone()
 
     def train(self) -> FitResult:
@@ -248,7 +247,7 @@ class TrainingRun:
     def write_extras(self, staging: Path) -> None:
         """mistakes.json and (unless --no-report) the report, into the artifact's staging folder. The report
         is a view of the other files: when it fails, the model is saved without it."""
-        write_json_atomic(staging / MISTAKES, self.mistakes)
+        write_json(staging / MISTAKES, self.mistakes)
         if not self.cfg.report:
             return
         try:
