@@ -26,8 +26,10 @@ class Engine(Protocol):
     """A training loop: trains a prepared run's model, evaluating and checkpointing as its config says."""
 
     def fit(self, run: PreparedRun) -> FitResult:
-        """Train run.model on run.encoded['train'], scoring run.encoded['validation']; checkpoints go to
-        run.checkpoint_dir and, with run.resume_from, training continues from that checkpoint."""
+        """Train run.model on run.encoded_train, scoring run.encoded_validation as run.config.training says;
+        checkpoints go to run.checkpoint_dir and, with run.resume_from, training continues from that one.
+        History entries' train_seconds come from a training.stopwatch.Stopwatch paused while evaluating and
+        checkpointing."""
         ...
 
     def latest_checkpoint(self, folder: Path) -> Path | None:
