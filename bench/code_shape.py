@@ -3,7 +3,8 @@
     .venv/bin/python bench/code_shape.py [--top 15]
 
 Imports inside functions count too: a deferred import hides a cycle from Python, not from the reader.
-tests/test_layout.py asserts that there is no cycle.
+Imports under `if TYPE_CHECKING:` do not: they name a type for the checker and never run (the registries
+name config's types that way, while config reads the registries). tests/test_layout.py asserts no cycle.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The package's modules that `name` imports anywhere in its file (from X import Y: Y if it is a module)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only = {id(n) for block in ast.walk(tree) if is_type_checking_block(block) for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name in known}
         elif isinstance(node, ast.ImportFrom):
@@ -42,6 +47,10 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 target = f"{base}.{alias.name}"
                 found.add(target if target in known else base)
     return {module for module in found if module in known and module != name}
+
+
+def is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
 def import_graph() -> dict[str, set[str]]:

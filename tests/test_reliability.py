@@ -54,7 +54,7 @@ def interrupted(tiny_model, tmp_path_factory) -> Path:
     """A native-engine run stopped after training, before its artifact: checkpoints step-10 and step-12 (of 12)."""
     out = tmp_path_factory.mktemp("native") / "run"
 
-    def interrupt(self):
+    def interrupt(*args):
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:

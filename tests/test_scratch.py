@@ -17,7 +17,8 @@ from finetext.config import ModelConfig
 from finetext.errors import FinetextError
 from finetext.models.glove import load_word_vectors, packaged_glove_dir
 from finetext.models.scratch import build_scratch
-from finetext.models.strategies import apply_strategy, lora_targets, parameter_counts
+from finetext.models.strategies import apply_strategy, parameter_counts
+from finetext.models.strategies.lora import lora_targets
 from finetext.models.transfer import load_for_transfer
 
 WIDTH = 16

@@ -133,16 +133,16 @@ def test_cli_train_predict_evaluate_round_trip(tiny_model, tmp_path, capsys):
 
 
 def test_padding_max_length_pads_every_example(tiny_model, tmp_path, monkeypatch):
-    from finetext.training import run as run_module
+    from finetext.training.trainer_engine import TrainerEngine
 
     seen = {}
-    original = run_module.fit_with_trainer
+    original = TrainerEngine.fit
 
-    def spy(model, tokenizer, train, *args, **kwargs):
-        seen["lengths"] = {len(ids) for ids in train["input_ids"]}
-        return original(model, tokenizer, train, *args, **kwargs)
+    def spy(self, run):
+        seen["lengths"] = {len(ids) for ids in run.encoded_train["input_ids"]}
+        return original(self, run)
 
-    monkeypatch.setattr(run_module, "fit_with_trainer", spy)
+    monkeypatch.setattr(TrainerEngine, "fit", spy)
     finetext.train(tiny_run(tiny_model, tmp_path / "pad", dataset="sst2", padding="max_length", max_length=40,
                             epochs=1))
     assert seen["lengths"] == {40}

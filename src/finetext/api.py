@@ -34,9 +34,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, **ove
     return TrainingRun(config_from_flat({**values, **overrides})).run()
 
 
-def compare(config: dict[str, Any] | str | Path | None = None, strategies: str | list[str] = "full,head,top_k,lora",
+def compare(config: dict[str, Any] | str | Path | None = None, strategies: str | list[str] | None = None,
             **overrides: Any) -> Path:
     """Train one model per strategy (each in a child process) and write the comparison; returns its folder.
+    ``strategies`` defaults to every registered one (finetext.models.strategies.STRATEGIES).
 
     ``compare("mrpc.yaml", strategies="full,lora", output_dir="outputs/cmp")`` writes outputs/cmp/full/,
     outputs/cmp/lora/ and comparison.md/.csv/.png there.

@@ -20,6 +20,7 @@ from finetext.config import (
     TrainConfig,
     config_from_flat,
     docs_markdown,
+    field_choices,
     field_doc,
     field_docs,
     flatten,
@@ -27,6 +28,7 @@ from finetext.config import (
     load_yaml,
 )
 from finetext.errors import FinetextError
+from finetext.models.strategies import STRATEGIES
 from finetext.serving.settings import ServeConfig
 
 log = logging.getLogger("finetext")
@@ -46,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
 
     Flags keep their values as strings; the config's own coercion (one place) checks and converts them.
     """
-    for name, (section, _) in leaf_fields().items():
+    for name, (section, f) in leaf_fields().items():
         if only is not None and name not in only:
             continue
         hint = get_type_hints(SECTIONS[section] if section else TrainConfig)[name]
@@ -55,7 +57,9 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
         if hint is bool or set(get_args(hint)) == {bool, type(None)}:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        choices = next((get_args(a) for a in (hint, *get_args(hint)) if "Literal" in str(get_origin(a))), None)
+        registry = field_choices(f)
+        choices = tuple(registry) if registry is not None else next(
+            (get_args(a) for a in (hint, *get_args(hint)) if "Literal" in str(get_origin(a))), None)
         if choices:
             kwargs["choices"] = choices
         else:
@@ -88,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the same data, model and seed with each strategy (one after the other) and write "
         "OUTPUT_DIR/<strategy>/ plus comparison.md, comparison.csv and comparison.png.")
     compare.add_argument("config", nargs="?", help="YAML config file")
-    compare.add_argument("--strategies", default="full,head,top_k,lora",
-                         help="comma-separated strategies to compare (default: full,head,top_k,lora)")
+    compare.add_argument("--strategies", help="comma-separated strategies to compare (default: every one, "
+                         f"{','.join(STRATEGIES)})")
     add_config_flags(compare, set(leaf_fields()) - {"strategy", "resume"})
 
     show = commands.add_parser("config", help="print the resolved config, or the reference with --docs")

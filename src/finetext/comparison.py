@@ -26,16 +26,19 @@ import yaml
 from finetext.artifacts import ADAPTER, METRICS
 from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.errors import FinetextError
+from finetext.models.strategies import STRATEGIES
 from finetext.storage import staged_file, write_text
 
 log = logging.getLogger("finetext")
 
-STRATEGIES = ("full", "head", "top_k", "lora")
 CSV, MARKDOWN, CHART = "comparison.csv", "comparison.md", "comparison.png"
 DEFAULT_OUTPUT_DIR = "outputs/compare"
 
 
-def parse_strategies(value: str | list[str]) -> list[str]:
+def parse_strategies(value: str | list[str] | None) -> list[str]:
+    """The strategies to compare, from a comma-separated string or a list; None: every registered one."""
+    if value is None:
+        return list(STRATEGIES)
     names = [s.strip() for s in (value.split(",") if isinstance(value, str) else value) if s.strip()]
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown or not names:
@@ -76,28 +79,26 @@ def compare(values: dict[str, Any], strategies: list[str]) -> Path:
 
 def check_strategies(cfg: TrainConfig, strategies: list[str]) -> None:
     """Fail now, not hours later, on a strategy the model cannot take: the option checks of each strategy, then
-    top_k and lora_target_modules against the model's layers, built on the meta device (no weights)."""
-    for strategy in strategies:
-        replace(cfg.model, strategy=strategy)  # __post_init__ checks, e.g. a new scratch model trains only in full
-    if not {"top_k", "lora"} & set(strategies):
+    each strategy's model check (top_k against the layer count, lora's target modules) on the model built on
+    the meta device (no weights)."""
+    models = [replace(cfg.model, strategy=strategy) for strategy in strategies]  # each strategy's refusals
+    model_checks = [(STRATEGIES[m.strategy].check_model, m) for m in models if STRATEGIES[m.strategy].check_model]
+    if not model_checks:
         return
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from finetext.models.factory import config_source
-    from finetext.models.strategies import freeze_all_but_top, lora_targets
 
     source = config_source(cfg.model)
-    if source is None:  # a new scratch model: the option checks above allow only the full strategy
+    if source is None:  # a new scratch model: the strategies' refusals above allow only those that train it whole
         return
     config = AutoConfig.from_pretrained(source, num_labels=2, trust_remote_code=cfg.model.trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config,
                                                                trust_remote_code=cfg.model.trust_remote_code)
-    if "top_k" in strategies:
-        freeze_all_but_top(model, cfg.model.top_k)
-    if "lora" in strategies:
-        lora_targets(model, cfg.model)
+    for check, model_cfg in model_checks:
+        check(model, model_cfg)
 
 
 def train_strategy(out: Path, values: dict[str, Any], strategy: str) -> StrategyRun:

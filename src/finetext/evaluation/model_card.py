@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from finetext.config import ModelConfig, TrainConfig
+from finetext.models.strategies import STRATEGIES
 
 METRIC_COLUMNS = ("accuracy", "f1", "precision", "recall", "mcc")
 
@@ -23,9 +24,7 @@ def model_card(cfg: TrainConfig, metrics: dict) -> str:
     f1_kind = metrics["final"]["validation"]["f1_average"]
     t, d, m = cfg.training, cfg.data, cfg.model
     params = metrics["parameters"]
-    strategy = (f"{m.strategy}" + (f" (top {m.top_k} layers)" if m.strategy == "top_k" else "")
-                + (f" (rank {m.lora_rank}, alpha {m.lora_alpha:g})" if m.strategy == "lora" else "")
-                + f": {params['trainable']:,} of {params['total']:,} parameters trained "
+    strategy = (f"{strategy_name(m)}: {params['trainable']:,} of {params['total']:,} parameters trained "
                 f"({params['trainable_percent']:.2f}%)")
     weights = metrics.get("class_weights")
     weights_line = ", ".join(f"{k} {v:.3g}" for k, v in weights.items()) if weights else "none"
@@ -76,6 +75,12 @@ The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json
 
 or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}
 """
+
+
+def strategy_name(m: ModelConfig) -> str:
+    """The strategy with its own settings, as its registry entry states them: 'top_k (top 2 layers)'."""
+    settings = STRATEGIES[m.strategy].card_settings
+    return f"{m.strategy} ({settings(m)})" if settings else m.strategy
 
 
 def base_model_line(m: ModelConfig) -> str:

@@ -14,7 +14,7 @@ from finetext.artifacts import Artifact, open_artifact
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError
 from finetext.models.pretrained import load_classifier, load_tokenizer
-from finetext.models.strategies import head_module_names
+from finetext.models.strategies.layers import head_module_names
 
 log = logging.getLogger("finetext")
 

@@ -1,10 +1,47 @@
-"""What both engines hand back, and the one rule that picks the best evaluation."""
+"""What every engine is given (a prepared run) and hands back (a fit result), and the one rule that picks the
+best evaluation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedModel
+from finetext.artifacts import CHECKPOINTS
+
+if TYPE_CHECKING:
+    import datasets
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from finetext.config import TrainConfig
+    from finetext.data.sources import LabelledData
+    from finetext.training.objective import Objective
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything TrainingRun.setup decided and built: what an engine trains, and what the run evaluates and
+    saves afterwards."""
+
+    config: TrainConfig
+    """Resolved: the model's and data's own defaults filled in, epochs, learning rate and precision decided."""
+    data: LabelledData
+    tokenizer: PreTrainedTokenizerBase
+    model: nn.Module
+    """The loaded model with its strategy applied (frozen parameters, or wrapped in adapters)."""
+    objective: Objective
+    encoded_train: datasets.Dataset
+    encoded_validation: datasets.Dataset
+    parameters: dict
+    """metrics.json's "parameters": the strategy and its trainable/total parameter counts."""
+    output_dir: Path
+    resume_from: Path | None
+    """The checkpoint training continues from (--resume), or None for a fresh start."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / CHECKPOINTS
 
 
 @dataclass

@@ -12,25 +12,23 @@ import dataclasses
 import logging
 import math
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedType
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, PreTrainedModel, get_scheduler
+from transformers import DataCollatorWithPadding, get_scheduler
 
 from finetext.config import TrainingConfig
 from finetext.errors import FinetextError
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
-from finetext.training.fit import FitResult, best_entry, is_better, kept_entry
-from finetext.training.objective import Objective
+from finetext.training.fit import FitResult, PreparedRun, best_entry, is_better, kept_entry
+from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
 
@@ -62,10 +60,11 @@ class Progress:
     loss_log: list[dict] = field(default_factory=list)
     """One entry per logging_steps: step, epoch, mean training loss of the window, learning rate."""
     train_seconds: float = 0.0
-    """Training time of all sessions of this run, resumed ones included."""
+    """Wall time of all sessions of this run, resumed ones included (the stopwatch's elapsed time at the
+    checkpoint)."""
     pause_seconds: float = 0.0
-    """The part of it spent evaluating and writing checkpoints (history entries report training time
-    without it)."""
+    """The part of it spent evaluating and writing checkpoints (its paused time; history entries report
+    training time without it)."""
     num_processes: int = 1
 
     def last_eval_step(self) -> int:
@@ -95,20 +94,29 @@ def adamw(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
 
 
 class NativeEngine:
-    """setup() builds loaders, optimizer and schedule (and restores a checkpoint); fit() trains."""
+    """The Engine of the registry's 'native' entry."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-                 cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
-                 resume_from: Path | None = None):
-        self.cfg, self.checkpoint_dir, self.objective = cfg, checkpoint_dir, objective
+    def latest_checkpoint(self, folder: Path) -> Path | None:
+        return ckpt.latest_checkpoint(folder)
+
+    def fit(self, run: PreparedRun) -> FitResult:
+        return NativeLoop(run).fit()
+
+
+class NativeLoop:
+    """setup() builds loaders, optimizer and schedule; fit() restores a checkpoint if resuming, then trains."""
+
+    def __init__(self, run: PreparedRun):
+        cfg = run.config.training
+        self.cfg, self.checkpoint_dir, self.objective = cfg, run.checkpoint_dir, run.objective
         self.accelerator = accelerator_for(cfg)
         if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
             raise FinetextError(f"the native engine does not support {self.accelerator.distributed_type.value}: "
                                 "its checkpoints need the whole model in each process.",
                                 "Launch without FSDP/DeepSpeed (data parallel), or use --engine trainer.")
-        self.quiet = quiet or not self.accelerator.is_main_process
-        self.resume_from = resume_from
-        self.setup(model, tokenizer, train, validation)
+        self.quiet = run.config.quiet or not self.accelerator.is_main_process
+        self.resume_from = run.resume_from
+        self.setup(run.model, run.tokenizer, run.encoded_train, run.encoded_validation)
 
     def setup(self, model, tokenizer, train, validation) -> None:
         cfg, acc = self.cfg, self.accelerator
@@ -147,21 +155,21 @@ class NativeEngine:
             self.restore(self.resume_from)
         p, cfg = self.progress, self.cfg
         bar = tqdm(total=self.max_steps, initial=p.global_step, desc="train", disable=self.quiet, dynamic_ncols=True)
-        started = time.perf_counter()
+        watch = Stopwatch(elapsed=p.train_seconds, paused=p.pause_seconds)  # earlier sessions' time, if resumed
         self.model.train()
         stop = p.global_step >= self.max_steps
         while not stop and p.epoch < math.ceil(cfg.epochs):
-            stop = self.train_epoch(bar, started)
+            stop = self.train_epoch(bar, watch)
             if p.batches_done >= len(self.train_loader):
                 p.epoch, p.batches_done = p.epoch + 1, 0
             if cfg.eval_strategy == "epoch" and p.last_eval_step() != p.global_step:
-                stop = self.evaluate_and_checkpoint(started) or stop
+                stop = self.evaluate_and_checkpoint(watch) or stop
         if p.last_eval_step() != p.global_step:  # the last model is always scored
-            self.evaluate_and_checkpoint(started)
+            self.evaluate_and_checkpoint(watch)
         bar.close()
-        return self.result(p.train_seconds + time.perf_counter() - started)
+        return self.result(watch.elapsed())
 
-    def train_epoch(self, bar: tqdm, started: float) -> bool:
+    def train_epoch(self, bar: tqdm, watch: Stopwatch) -> bool:
         """Train until the epoch ends (False) or the run must stop: step budget or early stopping (True)."""
         p, cfg, acc = self.progress, self.cfg, self.accelerator
         self.sampler.select_epoch(p.epoch)
@@ -188,10 +196,10 @@ class NativeEngine:
             if p.global_step >= self.max_steps:
                 return True
             if cfg.eval_strategy == "steps" and p.global_step % cfg.eval_steps == 0:
-                if self.evaluate_and_checkpoint(started):
+                if self.evaluate_and_checkpoint(watch):
                     return True
             elif cfg.save_steps and p.global_step % cfg.save_steps == 0:
-                self.save_checkpoint(started)
+                self.save_checkpoint(watch)
         return False
 
     def log_loss(self) -> dict[str, str]:
@@ -247,14 +255,13 @@ class NativeEngine:
                    **self.objective.metrics(logits.numpy(), labels.numpy())}
         return {**{k: round(v, 5) for k, v in metrics.items()}, "num_examples": len(labels)}
 
-    def evaluate_and_checkpoint(self, started: float) -> bool:
+    def evaluate_and_checkpoint(self, watch: Stopwatch) -> bool:
         """Score the model, record it, checkpoint; True when early stopping says stop."""
         p, cfg, metric = self.progress, self.cfg, self.cfg.metric_for_best_model
         self.sync_losses()
-        eval_started = time.perf_counter()
-        train_seconds = p.train_seconds + eval_started - started - p.pause_seconds
-        validation = self.evaluate()
-        p.pause_seconds += time.perf_counter() - eval_started
+        train_seconds = watch.training_seconds()
+        with watch.paused():
+            validation = self.evaluate()
         previous_best = best_entry(p.history, metric)
         entry = {"epoch": round(p.global_step / self.updates_per_epoch, 3), "step": p.global_step,
                  "train_loss": round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
@@ -265,7 +272,7 @@ class NativeEngine:
                  "  ".join(f"{k} {v:.4f}" for k, v in validation.items() if k != "num_examples"))
         improved = previous_best is None or is_better(validation[metric], previous_best["validation"][metric],
                                                       metric)
-        self.save_checkpoint(started, best=improved and cfg.load_best_model_at_end)
+        self.save_checkpoint(watch, best=improved and cfg.load_best_model_at_end)
         best_step = best_entry(p.history, metric)["step"]
         since_best = sum(h["step"] > best_step for h in p.history)
         if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
@@ -275,15 +282,18 @@ class NativeEngine:
 
     # ------------------------------------------------------------------------------------------------------
 
-    def save_checkpoint(self, started: float, best: bool = False) -> None:
+    def save_checkpoint(self, watch: Stopwatch, best: bool = False) -> None:
         """Write step-N (all processes' RNG, the main process the rest); with best, also publish its weights
         as checkpoints/best, before step-N: if a kill falls in between, the resumed run replays to step N,
         finds the same improvement and publishes both again."""
+        with watch.paused():
+            self.write_checkpoint(watch, best)
+
+    def write_checkpoint(self, watch: Stopwatch, best: bool) -> None:
         acc, p = self.accelerator, self.progress
-        save_started = time.perf_counter()
         self.sync_losses()
         tmp = self.checkpoint_dir / f".tmp-step-{p.global_step}"
-        saved = dataclasses.replace(p, train_seconds=p.train_seconds + time.perf_counter() - started)
+        saved = dataclasses.replace(p, train_seconds=watch.elapsed(), pause_seconds=watch.paused_seconds())
         acc.wait_for_everyone()
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -299,7 +309,6 @@ class NativeEngine:
             publish_folder(tmp, self.checkpoint_dir / f"step-{p.global_step}")
             ckpt.prune(self.checkpoint_dir, self.cfg.save_total_limit)
         acc.wait_for_everyone()
-        p.pause_seconds += time.perf_counter() - save_started
 
     def restore(self, folder: Path) -> None:
         acc = self.accelerator
@@ -328,9 +337,3 @@ class NativeEngine:
         best = kept_entry(p.history, cfg.metric_for_best_model, cfg.load_best_model_at_end)
         return FitResult(model, p.history, best, stats, p.loss_log)
 
-
-def fit_native(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-               cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
-               resume_from: Path | None = None) -> FitResult:
-    engine = NativeEngine(model, tokenizer, train, validation, cfg, checkpoint_dir, objective, quiet, resume_from)
-    return engine.fit()

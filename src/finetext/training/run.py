@@ -11,11 +11,14 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
+import datasets
 import torch
 import yaml
 from accelerate import PartialState
+from torch import nn
 from transformers import set_seed
 
 from finetext.artifacts import (
@@ -38,13 +41,13 @@ from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
 from finetext.models.factory import load_model, resolve_model_config
-from finetext.models.strategies import apply_strategy, is_lora, parameter_counts
+from finetext.models.strategies import apply_strategy, parameter_counts
+from finetext.models.strategies.lora import is_lora
 from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
-from finetext.training.fit import FitResult
-from finetext.training.native_engine import fit_native
+from finetext.training.engines import engine_for
+from finetext.training.fit import FitResult, PreparedRun
 from finetext.training.objective import Objective, resolve_class_weights
-from finetext.training.trainer_engine import fit_with_trainer, latest_trainer_checkpoint
 from finetext.version import __version__
 
 log = logging.getLogger("finetext")
@@ -59,6 +62,26 @@ class TrainResult:
     """Empty on the processes other than the main one of a multi-process run."""
 
 
+@dataclass(frozen=True)
+class FinalModel:
+    """The model the run evaluates and saves. A LoRA model is saved as adapters (in a hidden folder inside
+    output_dir until the artifact is written) and then merged, so the final scores are those of the weights
+    saved."""
+
+    model: nn.Module
+    adapter_dir: Path | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The final scores of the kept model: validation, and test when it has labels."""
+
+    reports: dict[str, dict]
+    """Split -> its metrics report."""
+    mistakes: dict[str, list[dict]]
+    """Split -> its most confident mistakes (mistakes.json)."""
+
+
 def check_hardware(cfg: TrainConfig) -> None:
     """Refuse, before any work, what this machine cannot do."""
     precision = cfg.training.precision
@@ -70,90 +93,81 @@ def check_hardware(cfg: TrainConfig) -> None:
 
 
 class TrainingRun:
+    """setup() -> PreparedRun, train() -> FitResult, then (main process) finish_model() -> FinalModel,
+    evaluate() -> Evaluation, save() -> TrainResult and cleanup(); run() calls them in that order."""
+
     def __init__(self, cfg: TrainConfig):
         if cfg.resume and not cfg.data.has_source():
             cfg = saved_run_config(cfg)
         if not cfg.data.has_source():
             raise FinetextError("no data given.", "Pass --dataset NAME_OR_PATH or --train-file FILE.")
         self.cfg = cfg
-        self.adapter_dir: Path | None = None
-        """LoRA: where the trained adapter waits (inside output_dir) until the artifact is written."""
+        """The configuration as given; setup's resolved copy is PreparedRun.config."""
+        self.engine = engine_for(cfg.training)
+        """The training loop, chosen here once: it trains and finds the checkpoint to resume from."""
         # Joins the process group under accelerate launch / torchrun (gloo on CPUs, nccl on GPUs).
         self.state = PartialState(cpu=not torch.cuda.is_available())
 
-    def setup(self) -> None:
+    def setup(self) -> PreparedRun:
         check_hardware(self.cfg)
         # a bad model name fails before the data is read; init_from names the model it holds
-        self.cfg = replace(self.cfg, model=resolve_model_config(self.cfg.model))
-        self.out = self.prepare_output_dir()
-        seed = self.cfg.training.seed
+        cfg = replace(self.cfg, model=resolve_model_config(self.cfg.model))
+        out = self.prepare_output_dir(cfg)
+        seed = cfg.training.seed
         set_seed(seed)
-        self.data: LabelledData = load_labelled_data(self.cfg.data, seed)
-        if "train" not in self.data.splits:
+        data = load_labelled_data(cfg.data, seed)
+        if "train" not in data.splits:
             raise FinetextError("the data has no train split.", "Pass --train-file or a dataset with train.")
-        training = self.cfg.training
-        self.cfg = replace(self.cfg, data=resolved_data_config(self.cfg.data, self.data), training=replace(
-            training, epochs=training.resolved_epochs(len(self.data.splits["train"])),
-            learning_rate=training.learning_rate or self.cfg.model.default_learning_rate()))
+        training = cfg.training
+        cfg = replace(cfg, data=resolved_data_config(cfg.data, data), training=replace(
+            training, epochs=training.resolved_epochs(len(data.splits["train"])),
+            learning_rate=training.learning_rate or cfg.model.default_learning_rate()))
         if self.state.num_processes > 1:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
-        sizes = ", ".join(f"{k} {len(v)}" for k, v in self.data.splits.items())
-        log.info("data %s: %s; labels: %s", self.data.source, sizes, ", ".join(self.data.label_names))
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
+        log.info("data %s: %s; labels: %s", data.source, sizes, ", ".join(data.label_names))
         set_seed(seed)  # the new head's (LoRA's, a scratch model's) initialisation depends only on the seed
-        self.tokenizer, model = load_model(self.cfg.model, self.cfg.data.max_length, self.data.label_names,
-                                           self.data.multi_label)
-        self.model = apply_strategy(model, self.cfg.model)
-        self.parameters = {"strategy": self.cfg.model.strategy, **parameter_counts(self.model)}
-        self.objective = self.build_objective()
-        data = self.cfg.data
-        self.encoded = {split: tokenize_split(self.data.splits[split], self.tokenizer, data.max_length, data.padding,
-                                              cache=data.cache_tokenized)
-                        for split in ("train", "validation")}
-        self.cfg = replace(self.cfg, training=replace(self.cfg.training, precision=self.resolved_precision()))
-        self.resume_from = self.check_resume() if self.cfg.resume else None
+        tokenizer, model = load_model(cfg.model, cfg.data.max_length, data.label_names, data.multi_label)
+        model = apply_strategy(model, cfg.model)
+        encoded = {split: tokenize_split(data.splits[split], tokenizer, cfg.data.max_length, cfg.data.padding,
+                                         cache=cfg.data.cache_tokenized)
+                   for split in ("train", "validation")}
+        precision = resolved_precision(cfg, encoded["train"], model)
+        cfg = replace(cfg, training=replace(cfg.training, precision=precision))
+        return PreparedRun(config=cfg, data=data, tokenizer=tokenizer, model=model,
+                           objective=build_objective(cfg, data), encoded_train=encoded["train"],
+                           encoded_validation=encoded["validation"],
+                           parameters={"strategy": cfg.model.strategy, **parameter_counts(model)}, output_dir=out,
+                           resume_from=self.check_resume(cfg, out) if cfg.resume else None)
 
-    def resolved_precision(self) -> str:
-        """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
-        lengths = [len(ids) for ids in self.encoded["train"]["input_ids"]]
-        tokens_per_batch = sum(lengths) / max(1, len(lengths)) * self.cfg.training.batch_size
-        return resolve_precision(self.cfg.training.precision, tokens_per_batch,
-                                 model_width(getattr(self.model, "config", None)))
-
-    def build_objective(self) -> Objective:
-        train_labels = label_array(self.data.splits["train"]["label"])
-        weights = resolve_class_weights(self.cfg.training.class_weights, train_labels, self.data.label_names,
-                                        self.data.multi_label)
-        return Objective(self.data.label_names, self.data.multi_label, self.cfg.data.threshold, weights)
-
-    def prepare_output_dir(self) -> Path:
+    def prepare_output_dir(self, cfg: TrainConfig) -> Path:
         """Create output_dir (main process), refusing to silently restart or clobber an earlier run."""
-        out = Path(self.cfg.output_dir).expanduser()
+        out = Path(cfg.output_dir).expanduser()
         checkpoints = out / CHECKPOINTS
         if self.state.is_main_process:
             interrupted = (checkpoints / ckpt.RUN_CONFIG).is_file()  # removed when a run finishes
-            if self.cfg.resume and not interrupted:
+            if cfg.resume and not interrupted:
                 raise FinetextError(
                     f"{out} holds a finished model: there is nothing to resume." if (out / MANIFEST).exists()
                     else f"no interrupted run to resume in {out}.", "Run without --resume to start training.")
-            if not self.cfg.resume:
-                if interrupted and not self.cfg.overwrite_output_dir:
+            if not cfg.resume:
+                if interrupted and not cfg.overwrite_output_dir:
                     raise FinetextError(f"{out} holds the checkpoints of an interrupted run.",
                                         "Pass --resume to continue it, or --overwrite-output-dir to start over.")
                 shutil.rmtree(checkpoints, ignore_errors=True)
-                prepare_output_dir(self.cfg)
+                prepare_output_dir(cfg)
         self.state.wait_for_everyone()
         return out
 
-    def check_resume(self) -> Path:
-        """The checkpoint to continue from, after checking it was made with the same settings."""
-        checkpoints = self.out / CHECKPOINTS
-        found = (ckpt.latest_checkpoint(checkpoints) if self.cfg.training.engine == "native"
-                 else latest_trainer_checkpoint(checkpoints))
+    def check_resume(self, cfg: TrainConfig, out: Path) -> Path:
+        """The checkpoint to continue from, after checking it was made with the same (resolved) settings."""
+        checkpoints = out / CHECKPOINTS
+        found = self.engine.latest_checkpoint(checkpoints)
         if found is None:  # prepare_output_dir has checked that run.yaml, the mark of an interrupted run, exists
-            raise FinetextError(f"the interrupted run in {self.out} stopped before its first checkpoint.",
+            raise FinetextError(f"the interrupted run in {out} stopped before its first checkpoint.",
                                 "Start it over with --overwrite-output-dir instead of --resume.")
         saved = yaml.safe_load((checkpoints / ckpt.RUN_CONFIG).read_text(encoding="utf-8"))
-        changed = _differences(saved, self.cfg.to_dict())
+        changed = _differences(saved, cfg.to_dict())
         if changed:
             raise FinetextError(f"the checkpoint was made with other settings ({'; '.join(changed)}).",
                                 "Resume with the original settings, or start over with --overwrite-output-dir.")
@@ -161,121 +175,140 @@ class TrainingRun:
             ckpt.remove_partial(checkpoints)
         return found
 
-    def save_run_config(self) -> None:
+    def save_run_config(self, run: PreparedRun) -> None:
         """What a resumed run must match, written before the first checkpoint."""
-        if self.state.is_main_process and not self.cfg.resume:
-            path = self.out / CHECKPOINTS / ckpt.RUN_CONFIG
-            write_text(path, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        if self.state.is_main_process and not run.config.resume:
+            write_text(run.checkpoint_dir / ckpt.RUN_CONFIG, yaml.safe_dump(run.config.to_dict(),
+                                                                                    sort_keys=False))
         self.state.wait_for_everyone()
 
-    def train(self) -> FitResult:
-        self.save_run_config()
+    def train(self, run: PreparedRun) -> FitResult:
+        self.save_run_config(run)
         started = time.perf_counter()
-        engine = fit_native if self.cfg.training.engine == "native" else fit_with_trainer
-        self.fit = engine(
-            self.model, self.tokenizer, self.encoded["train"], self.encoded["validation"], self.cfg.training,
-            self.out / CHECKPOINTS, self.objective, self.cfg.quiet, self.resume_from,
-        )
-        self.fit.stats.update(self.throughput(self.fit.stats))
-        self.fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
-        return self.fit
+        fit = self.engine.fit(run)
+        fit.stats.update(throughput(run, fit.stats))
+        fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
+        return fit
 
-    def throughput(self, stats: dict) -> dict:
-        """Examples and real (non-padding) tokens per second of training, the same way for both engines."""
-        train = self.encoded["train"]
-        tokens = sum(sum(mask) for mask in train["attention_mask"])
-        seconds = max(stats["train_runtime_s"], 1e-9)
-        return {"engine": self.cfg.training.engine,
-                "train_samples_per_second": round(len(train) * stats["epochs_completed"] / seconds, 2),
-                "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
-
-    def finish_model(self) -> None:
-        """The model to evaluate and save. A LoRA model is saved as adapters (in a hidden folder until the
-        artifact is written) and then merged, so the final scores are those of the weights saved."""
-        model = self.fit.model
-        if is_lora(model):
-            self.adapter_dir = Path(tempfile.mkdtemp(dir=self.out, prefix=".adapter-"))
-            model.save_pretrained(self.adapter_dir)  # before merging, which consumes the adapters
-            model = model.merge_and_unload()
-        self.final_model = model.eval()
-
-    def evaluate(self) -> dict:
-        """Final validation report of the kept model, and the test split once, when it has labels."""
-        clf = Classifier(self.final_model, self.tokenizer, self.data.label_names, self.cfg.data.max_length,
-                         multi_label=self.data.multi_label, threshold=self.cfg.data.threshold)
-        splits = {"validation": "evaluate"}
-        if self.data.is_labelled("test"):
-            splits["test"] = "test"
-        elif "test" in self.data.splits:
-            log.info("the test split has no labels: not evaluated")
-        results: dict[str, dict] = {}
-        self.mistakes: dict[str, list[dict]] = {}
-        for split, desc in splits.items():
-            frame = self.data.splits[split]
-            results[split], logits = evaluate_with_logits(clf, frame, self.cfg.training.eval_batch_size,
-                                                          not self.cfg.quiet, desc)
-            self.mistakes[split] = confident_mistakes(frame, logits, self.data.label_names, self.data.multi_label,
-                                                      self.cfg.data.threshold)
-        self.final = results
-        return results
-
-    def metrics(self) -> dict:
-        metrics = {
-            "finetext_version": __version__,
-            "label_names": self.data.label_names,
-            "data": {"source": self.data.source, **{k: len(v) for k, v in self.data.splits.items()}},
-            "parameters": self.parameters,
-            "train": self.fit.stats,
-            "history": self.fit.history,
-            "loss_log": self.fit.loss_log,
-            "best": self.fit.best,
-            "final": {"validation": self.final["validation"]},
-        }
-        if "test" in self.final:
-            metrics["test"] = self.final["test"]
-        if self.objective.class_weights:
-            metrics["class_weights"] = dict(zip(self.data.label_names, self.objective.class_weights, strict=True))
-        return metrics
-
-    def save(self) -> TrainResult:
-        metrics = self.metrics()
-        save_artifact(self.out, self.final_model, self.tokenizer, self.cfg, metrics, model_card(self.cfg, metrics),
-                      adapter_dir=self.adapter_dir, weights=self.cfg.model.lora_merge or self.adapter_dir is None,
-                      write_extras=self.write_extras)
-        return TrainResult(self.out, metrics)
-
-    def write_extras(self, staging: Path) -> None:
-        """mistakes.json and (unless --no-report) the report, into the artifact's staging folder. The report
-        is a view of the other files: when it fails, the model is saved without it."""
-        write_json(staging / MISTAKES, self.mistakes)
-        if not self.cfg.report:
-            return
+    def finish_model(self, run: PreparedRun, fit: FitResult) -> FinalModel:
+        """The model to evaluate and save; a LoRA model's adapters are saved first, then merged."""
+        model = fit.model
+        if not is_lora(model):
+            return FinalModel(model.eval(), None)
+        adapter_dir = Path(tempfile.mkdtemp(dir=run.output_dir, prefix=".adapter-"))
         try:
-            write_report(staging)
-        except Exception as exc:  # whatever breaks the report, the trained model is kept
-            discard_report(staging)  # (an earlier run's report never survives the save: see save_artifact)
-            log.warning("report not written (%s: %s); the model is saved. Retry with `finetext report %s`.",
-                        type(exc).__name__, exc, self.out)
+            model.save_pretrained(adapter_dir)  # before merging, which consumes the adapters
+            merged = model.merge_and_unload()
+        except BaseException:
+            shutil.rmtree(adapter_dir, ignore_errors=True)
+            raise
+        return FinalModel(merged.eval(), adapter_dir)
 
-    def cleanup(self) -> None:
+    def evaluate(self, run: PreparedRun, model: nn.Module) -> Evaluation:
+        """Final validation report of the kept model, and the test split once, when it has labels."""
+        cfg, data = run.config, run.data
+        clf = Classifier(model, run.tokenizer, data.label_names, cfg.data.max_length, multi_label=data.multi_label,
+                         threshold=cfg.data.threshold)
+        splits = {"validation": "evaluate"}
+        if data.is_labelled("test"):
+            splits["test"] = "test"
+        elif "test" in data.splits:
+            log.info("the test split has no labels: not evaluated")
+        reports: dict[str, dict] = {}
+        mistakes: dict[str, list[dict]] = {}
+        for split, desc in splits.items():
+            frame = data.splits[split]
+            reports[split], logits = evaluate_with_logits(clf, frame, cfg.training.eval_batch_size, not cfg.quiet,
+                                                          desc)
+            mistakes[split] = confident_mistakes(frame, logits, data.label_names, data.multi_label,
+                                                 cfg.data.threshold)
+        return Evaluation(reports, mistakes)
+
+    def save(self, run: PreparedRun, fit: FitResult, final: FinalModel, evaluation: Evaluation) -> TrainResult:
+        cfg = run.config
+        metrics = run_metrics(run, fit, evaluation.reports)
+        save_artifact(run.output_dir, final.model, run.tokenizer, cfg, metrics, model_card(cfg, metrics),
+                      adapter_dir=final.adapter_dir, weights=cfg.model.lora_merge or final.adapter_dir is None,
+                      write_extras=partial(write_extras, mistakes=evaluation.mistakes, report=cfg.report,
+                                           out=run.output_dir))
+        return TrainResult(run.output_dir, metrics)
+
+    def cleanup(self, run: PreparedRun) -> None:
         """Checkpoints are only for resuming; a finished run keeps just the artifact."""
-        shutil.rmtree(self.out / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
 
     def run(self) -> TrainResult:
-        self.setup()
-        self.train()
-        result = TrainResult(self.out, {})
+        prepared = self.setup()
+        fit = self.train(prepared)
+        result = TrainResult(prepared.output_dir, {})
         if self.state.is_main_process:
+            final = self.finish_model(prepared, fit)
             try:
-                self.finish_model()
-                self.evaluate()
-                result = self.save()
+                result = self.save(prepared, fit, final, self.evaluate(prepared, final.model))
             finally:  # the checkpoints stay until the artifact is saved; the adapter copy never outlives it
-                if self.adapter_dir is not None:
-                    shutil.rmtree(self.adapter_dir, ignore_errors=True)
-            self.cleanup()
+                if final.adapter_dir is not None:
+                    shutil.rmtree(final.adapter_dir, ignore_errors=True)
+            self.cleanup(prepared)
         self.state.wait_for_everyone()
         return result
+
+
+def resolved_precision(cfg: TrainConfig, train: datasets.Dataset, model: nn.Module) -> str:
+    """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
+    lengths = [len(ids) for ids in train["input_ids"]]
+    tokens_per_batch = sum(lengths) / max(1, len(lengths)) * cfg.training.batch_size
+    return resolve_precision(cfg.training.precision, tokens_per_batch, model_width(getattr(model, "config", None)))
+
+
+def build_objective(cfg: TrainConfig, data: LabelledData) -> Objective:
+    train_labels = label_array(data.splits["train"]["label"])
+    weights = resolve_class_weights(cfg.training.class_weights, train_labels, data.label_names, data.multi_label)
+    return Objective(data.label_names, data.multi_label, cfg.data.threshold, weights)
+
+
+def throughput(run: PreparedRun, stats: dict) -> dict:
+    """Examples and real (non-padding) tokens per second of training, the same way for every engine."""
+    train = run.encoded_train
+    tokens = sum(sum(mask) for mask in train["attention_mask"])
+    seconds = max(stats["train_runtime_s"], 1e-9)
+    return {"engine": run.config.training.engine,
+            "train_samples_per_second": round(len(train) * stats["epochs_completed"] / seconds, 2),
+            "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
+
+
+def run_metrics(run: PreparedRun, fit: FitResult, reports: dict[str, dict]) -> dict:
+    """The contents of metrics.json, from what the run prepared, trained and finally scored."""
+    data = run.data
+    metrics = {
+        "finetext_version": __version__,
+        "label_names": data.label_names,
+        "data": {"source": data.source, **{k: len(v) for k, v in data.splits.items()}},
+        "parameters": run.parameters,
+        "train": fit.stats,
+        "history": fit.history,
+        "loss_log": fit.loss_log,
+        "best": fit.best,
+        "final": {"validation": reports["validation"]},
+    }
+    if "test" in reports:
+        metrics["test"] = reports["test"]
+    if run.objective.class_weights:
+        metrics["class_weights"] = dict(zip(data.label_names, run.objective.class_weights, strict=True))
+    return metrics
+
+
+def write_extras(staging: Path, mistakes: dict[str, list[dict]], report: bool, out: Path) -> None:
+    """mistakes.json and (unless --no-report) the report, into the artifact's staging folder. The report is a
+    view of the other files: when it fails, the model is saved without it."""
+    write_json(staging / MISTAKES, mistakes)
+    if not report:
+        return
+    try:
+        write_report(staging)
+    except Exception as exc:  # whatever breaks the report, the trained model is kept
+        discard_report(staging)  # (an earlier run's report never survives the save: see save_artifact)
+        log.warning("report not written (%s: %s); the model is saved. Retry with `finetext report %s`.",
+                    type(exc).__name__, exc, out)
 
 
 def discard_report(folder: Path) -> None:

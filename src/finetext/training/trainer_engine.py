@@ -2,55 +2,87 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-import datasets
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
-    PreTrainedModel,
     PrinterCallback,
+    ProgressCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
 )
 
 from finetext.config import TrainingConfig
-from finetext.training.fit import FitResult, kept_entry
+from finetext.training.fit import FitResult, PreparedRun, kept_entry
 from finetext.training.objective import Objective
+from finetext.training.stopwatch import Stopwatch
+
+log = logging.getLogger("finetext")
 
 
 class TrainingClock(TrainerCallback):
-    """Training time at each evaluation, without the time spent evaluating and saving checkpoints.
+    """Training time at each evaluation, on the Stopwatch every engine uses.
 
-    The Trainer evaluates and saves between one step's end and the next step's begin; that gap is left out
-    only when an evaluation or a save happened in it (otherwise it is loading the next batch)."""
+    The Trainer evaluates and saves between one step's end and the next step's begin, and tells only afterwards
+    (on_evaluate, on_save): the pause is dated back to the step's end. A gap with neither is loading the next
+    batch, which is training time."""
 
     def __init__(self):
-        self.started = self.step_end = self.paused = 0.0
-        self.pausing = False
+        self.watch = Stopwatch()
+        self.step_end = time.perf_counter()
         self.at_step: dict[int, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.step_end = time.perf_counter()
+        self.watch = Stopwatch()
+        self.step_end = time.perf_counter()
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.pausing:
-            self.paused += time.perf_counter() - self.step_end
-            self.pausing = False
+        self.watch.resume()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_end = time.perf_counter()
 
     def on_evaluate(self, args, state, control, **kwargs):
-        self.at_step[state.global_step] = round(self.step_end - self.started - self.paused, 2)
-        self.pausing = True
+        self.watch.pause(since=self.step_end)
+        self.at_step[state.global_step] = round(self.watch.training_seconds(), 2)
 
     def on_save(self, args, state, control, **kwargs):
-        self.pausing = True
+        self.watch.pause(since=self.step_end)
+
+
+class NamedProgress(ProgressCallback):
+    """The Trainer's progress bars, named as the native engine's (train, evaluate), with the training loss in
+    the bar instead of the raw log dicts the Trainer writes under it; evaluations get finetext's log line."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.training_bar = tqdm(total=state.max_steps, desc="train", dynamic_ncols=True)
+        self.current_step = 0
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if state.is_world_process_zero and self.prediction_bar is None and eval_dataloader is not None:
+            self.prediction_bar = tqdm(total=len(eval_dataloader), desc="evaluate", leave=self.training_bar is None,
+                                       dynamic_ncols=True)
+        super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and "loss" in (logs or {}):
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0.0):.2e}")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        super().on_evaluate(args, state, control, **kwargs)
+        if state.is_world_process_zero and metrics:
+            log.info("epoch %.2f step %d: %s", state.epoch or 0.0, state.global_step,
+                     "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in metrics.items()
+                               if k.startswith("eval_") and not k.endswith(("runtime", "per_second", "num_examples"))
+                               and isinstance(v, float)))
 
 
 class ObjectiveTrainer(Trainer):
@@ -111,49 +143,62 @@ def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -
     )
 
 
-def latest_trainer_checkpoint(folder: Path) -> Path | None:
-    """Like transformers' get_last_checkpoint, but only checkpoints the Trainer finished writing."""
-    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()] if folder.is_dir() else []
-    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+class TrainerEngine:
+    """The Engine of the registry's 'trainer' entry."""
 
+    def latest_checkpoint(self, folder: Path) -> Path | None:
+        """Like transformers' get_last_checkpoint, but only checkpoints the Trainer finished writing."""
+        found = ([p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+                 if folder.is_dir() else [])
+        return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
-def fit_with_trainer(model: PreTrainedModel, tokenizer, train: datasets.Dataset, validation: datasets.Dataset,
-                     cfg: TrainingConfig, checkpoint_dir: Path, objective: Objective, quiet: bool,
-                     resume_from: Path | None = None) -> FitResult:
-    def compute_metrics(eval_pred) -> dict[str, float]:
-        logits, labels = eval_pred
-        return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+    def fit(self, run: PreparedRun) -> FitResult:
+        cfg = run.config.training
+        clock = TrainingClock()
+        trainer = self.trainer(run, clock)
+        resume = str(run.resume_from) if run.resume_from else None
+        output = trainer.train(resume_from_checkpoint=resume)
+        history = history_from_log(trainer.state.log_history, clock.at_step)
+        stats = {
+            "train_runtime_s": round(output.metrics["train_runtime"], 2),
+            "train_loss": round(output.training_loss, 5),
+            "global_steps": output.global_step,
+            "epochs_completed": round(trainer.state.epoch or 0.0, 3),
+            "num_processes": trainer.args.world_size,
+        }
+        return FitResult(trainer.model, history, kept_entry(history, cfg.metric_for_best_model,
+                                                             cfg.load_best_model_at_end), stats,
+                         loss_log_from(trainer.state.log_history))
 
-    clock = TrainingClock()
-    callbacks = [clock]
-    if cfg.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = ObjectiveTrainer(
-        objective=objective,
-        model=model,
-        args=training_arguments(cfg, checkpoint_dir, quiet),
-        train_dataset=train,
-        eval_dataset=validation,
-        processing_class=tokenizer,
-        # Pads each batch to its longest row; with padding: max_length the rows are already equal, so it only stacks.
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
-        callbacks=callbacks,
-    )
-    if quiet:
-        trainer.remove_callback(PrinterCallback)  # it prints every log dict when progress bars are off
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    history = history_from_log(trainer.state.log_history, clock.at_step)
-    stats = {
-        "train_runtime_s": round(output.metrics["train_runtime"], 2),
-        "train_loss": round(output.training_loss, 5),
-        "global_steps": output.global_step,
-        "epochs_completed": round(trainer.state.epoch or 0.0, 3),
-        "num_processes": trainer.args.world_size,
-    }
-    return FitResult(trainer.model, history, kept_entry(history, cfg.metric_for_best_model,
-                                                         cfg.load_best_model_at_end), stats,
-                     loss_log_from(trainer.state.log_history))
+    def trainer(self, run: PreparedRun, clock: TrainingClock) -> ObjectiveTrainer:
+        """The Trainer for the run, showing only named bars (none with --quiet) and finetext's log lines."""
+        cfg, objective = run.config.training, run.objective
+
+        def compute_metrics(eval_pred) -> dict[str, float]:
+            logits, labels = eval_pred
+            return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+
+        callbacks: list[TrainerCallback] = [clock]
+        if cfg.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+        trainer = ObjectiveTrainer(
+            objective=objective,
+            model=run.model,
+            args=training_arguments(cfg, run.checkpoint_dir, run.config.quiet),
+            train_dataset=run.encoded_train,
+            eval_dataset=run.encoded_validation,
+            processing_class=run.tokenizer,
+            # Pads each batch to its longest row; with padding: max_length the rows are already equal, so it only
+            # stacks.
+            data_collator=DataCollatorWithPadding(run.tokenizer),
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+        )
+        # The Trainer's own bar, or (with --quiet) its printer, writes every log dict to the terminal.
+        trainer.remove_callback(PrinterCallback if run.config.quiet else ProgressCallback)
+        if not run.config.quiet:
+            trainer.add_callback(NamedProgress)
+        return trainer
 
 
 def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[dict]:
