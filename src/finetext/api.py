@@ -12,7 +12,7 @@ from finetext.config import DataConfig, TrainConfig, build, config_from_flat, fl
 from finetext.data.files import read_table
 from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
-from finetext.evaluation.evaluate import evaluate_frame
+from finetext.evaluation.evaluate import SplitEvaluation, evaluate_frame
 from finetext.inference.predict import (
     Classifier,
     load_classifier_dir,
@@ -52,7 +52,15 @@ def compare(config: dict[str, Any] | str | Path | None = None, strategies: str |
 
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
              trust_remote_code: bool = False, **data_options: Any) -> dict:
-    """Metrics of a trained model on a labelled split of a dataset or a test file.
+    """Metrics of a trained model on a labelled split of a dataset or a test file: evaluate_split's result as a
+    dict (split, source and the scores, as metrics.json writes a split's)."""
+    return evaluate_split(model_dir, split=split, batch_size=batch_size, progress=progress,
+                          trust_remote_code=trust_remote_code, **data_options).to_dict()
+
+
+def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
+                   trust_remote_code: bool = False, **data_options: Any) -> SplitEvaluation:
+    """The split scored, its data source, whether the model is multi-label, and its scores.
 
     ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...); ``eval_samples``
     limits the scored split to a seeded subset. The split defaults to test when it has labels, else
@@ -73,7 +81,7 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
                             "Pass --split, or a --test-file with a label column.")
     frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed=42)
     report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
-    return {"split": chosen, "source": data.source, **report}
+    return SplitEvaluation(chosen, data.source, clf.multi_label, report)
 
 
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,

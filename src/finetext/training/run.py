@@ -38,6 +38,7 @@ from finetext.evaluation.evaluate import evaluate_with_logits
 from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
 from finetext.evaluation.report import write_report
+from finetext.evaluation.run_metrics import DataSummary, ParameterCounts, RunMetrics, SplitScores, TrainStats
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.predict import Classifier
 from finetext.models.factory import load_model, resolve_model_config
@@ -57,7 +58,8 @@ class TrainResult:
 
     output_dir: Path
     metrics: dict
-    """Empty on the processes other than the main one of a multi-process run."""
+    """metrics.json's contents (RunMetrics.to_dict()); empty on the processes other than the main one of a
+    multi-process run."""
 
 
 def check_hardware(cfg: TrainConfig) -> None:
@@ -200,7 +202,7 @@ class TrainingRun:
             model = model.merge_and_unload()
         self.final_model = model.eval()
 
-    def evaluate(self) -> dict:
+    def evaluate(self) -> dict[str, SplitScores]:
         """Final validation report of the kept model, and the test split once, when it has labels."""
         clf = Classifier(self.final_model, self.tokenizer, self.data.label_names, self.cfg.data.max_length,
                          multi_label=self.data.multi_label, threshold=self.cfg.data.threshold)
@@ -209,7 +211,7 @@ class TrainingRun:
             splits["test"] = "test"
         elif "test" in self.data.splits:
             log.info("the test split has no labels: not evaluated")
-        results: dict[str, dict] = {}
+        results: dict[str, SplitScores] = {}
         self.mistakes: dict[str, list[dict]] = {}
         for split, desc in splits.items():
             frame = self.data.splits[split]
@@ -220,30 +222,30 @@ class TrainingRun:
         self.final = results
         return results
 
-    def metrics(self) -> dict:
-        metrics = {
-            "finetext_version": __version__,
-            "label_names": self.data.label_names,
-            "data": {"source": self.data.source, **{k: len(v) for k, v in self.data.splits.items()}},
-            "parameters": self.parameters,
-            "train": self.fit.stats,
-            "history": self.fit.history,
-            "loss_log": self.fit.loss_log,
-            "best": self.fit.best,
-            "final": {"validation": self.final["validation"]},
-        }
-        if "test" in self.final:
-            metrics["test"] = self.final["test"]
-        if self.objective.class_weights:
-            metrics["class_weights"] = dict(zip(self.data.label_names, self.objective.class_weights, strict=True))
-        return metrics
+    def metrics(self) -> RunMetrics:
+        weights = self.objective.class_weights
+        return RunMetrics(
+            finetext_version=__version__,
+            label_names=self.data.label_names,
+            multi_label=self.data.multi_label,
+            data=DataSummary(self.data.source, {k: len(v) for k, v in self.data.splits.items()}),
+            parameters=ParameterCounts(**self.parameters),
+            train=TrainStats(**self.fit.stats),
+            history=self.fit.history,
+            loss_log=self.fit.loss_log,
+            best=self.fit.best,
+            final_validation=self.final["validation"],
+            test=self.final.get("test"),
+            class_weights=dict(zip(self.data.label_names, weights, strict=True)) if weights else None,
+        )
 
     def save(self) -> TrainResult:
         metrics = self.metrics()
-        save_artifact(self.out, self.final_model, self.tokenizer, self.cfg, metrics, model_card(self.cfg, metrics),
+        contents = metrics.to_dict()
+        save_artifact(self.out, self.final_model, self.tokenizer, self.cfg, contents, model_card(self.cfg, metrics),
                       adapter_dir=self.adapter_dir, weights=self.cfg.model.lora_merge or self.adapter_dir is None,
                       write_extras=self.write_extras)
-        return TrainResult(self.out, metrics)
+        return TrainResult(self.out, contents)
 
     def write_extras(self, staging: Path) -> None:
         """mistakes.json and (unless --no-report) the report, into the artifact's staging folder. The report
