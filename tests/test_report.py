@@ -151,7 +151,7 @@ def test_multilabel_report_has_one_matrix_and_row_per_label(sst2_run, tmp_path):
     rng = np.random.default_rng(1)
     names = ["sports", "politics", "tech"]
     report = report_from_logits(rng.normal(size=(40, 3)), rng.integers(0, 2, (40, 3)), names, multi_label=True)
-    metrics = json.loads((folder / "metrics.json").read_text())  # a real run's, made multi-label
+    metrics = json.loads((sst2_run.output_dir / "metrics.json").read_text())  # a real run's, made multi-label
     metrics |= {"label_names": names, "multi_label": True, "final": {"validation": report.to_dict()}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     html = write_report(folder).read_text()
