@@ -72,6 +72,7 @@ def test_a_file_written_before_the_multi_label_flag_still_reads(tmp_path, multi_
     (lambda m: m["final"]["validation"]["confusion_matrix"].pop("matrix"), "final.validation.confusion_matrix lacks"),
     (lambda m: m.update(history={}), "history is not a list"),
     (lambda m: m["data"].pop("source"), "data lacks 'source'"),
+    (lambda m: m["final"]["validation"].update(accuracy="high"), "final.validation.accuracy is not a number"),
 ])
 def test_a_damaged_file_is_refused_naming_it_and_the_key(tmp_path, damage, named):
     values = run_metrics(False).to_dict()

@@ -111,8 +111,7 @@ def read_json(path: Path) -> Any:
 
 def draw_charts(run: RunFiles) -> dict[str, bytes]:
     """PNG bytes by file name; a chart with nothing to show is left out."""
-    history, loss_log = run.metrics.history, run.metrics.loss_log
-    kept = run.metrics.best.step if run.metrics.best else None
+    history, loss_log, kept = run.metrics.history, run.metrics.loss_log, run.metrics.kept_step
     drawn = {
         "loss.png": charts.loss_chart(history, loss_log, kept),
         "validation_metrics.png": charts.metrics_chart(history, loss_log, kept),
@@ -258,9 +257,9 @@ def overview(run: RunFiles) -> str:
 def headline(run: RunFiles) -> str:
     reports = run.reports()
     columns = HEADLINE + (MULTILABEL_EXTRA if run.multi_label else ())
-    cards = "".join(f'<div class="card"><span>{split} {title}</span><strong>{percent(getattr(report, key))}</strong>'
-                    "</div>"
-                    for split, report in reports.items() for key, title in (("accuracy", "accuracy"), ("f1", "F1")))
+    cards = "".join(f'<div class="card"><span>{split} {title}</span><strong>{percent(value)}</strong></div>'
+                    for split, report in reports.items()
+                    for title, value in (("accuracy", report.accuracy), ("F1", report.f1)))
     rows = [[escape(split), f"{report.num_examples:,}", *(percent(getattr(report, k)) for k, _ in columns)]
             for split, report in reports.items()]
     average = reports["validation"].f1_average or ""
@@ -296,7 +295,7 @@ def evaluations(run: RunFiles) -> str:
     history = run.metrics.history
     if not history:
         return ""
-    kept = run.metrics.best.step if run.metrics.best else None
+    kept = run.metrics.kept_step
     metric = run.setting("training", "metric_for_best_model", "f1")
     wanted = ["accuracy", "f1", "mcc"] + ([metric] if metric in dict(HEADLINE) else [])  # the rest: in the chart
     names = [k for k, _ in HEADLINE if k in wanted]

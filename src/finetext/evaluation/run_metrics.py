@@ -1,7 +1,8 @@
 """metrics.json as typed records: what a training run scored, written and read in this module only.
 
-The training run builds a RunMetrics and saves ``to_dict()``; the report, the model card, ``compare`` and the
-CLI read it back with ``read_run_metrics``. A file that lacks a key, or has one these records do not know, is
+The training run builds a RunMetrics and its artifact saves ``to_dict()`` (written with the rest of the artifact,
+staged and renamed into place); the report, the model card, ``compare`` and the CLI read it back with
+``read_run_metrics``. A file that lacks a key, or has one these records do not know, is
 refused with one line naming it, instead of being read with fallbacks that hide what is missing.
 
 The JSON keeps the layout finetext has always written (one flat object per split's scores, ``final`` holding
@@ -66,6 +67,10 @@ class ConfusionMatrix:
         return cls(_list(values["labels"], f"{where}.labels"), _list(values["matrix"], f"{where}.matrix"))
 
 
+SCORE_NAMES = ("loss", "accuracy", "f1", "precision", "recall", "mcc", "f1_macro", "hamming_loss", "threshold",
+               "num_examples")
+
+
 @dataclass(kw_only=True)
 class SplitScores:
     """One split's scores: the validation scores of an evaluation during training (with loss, without the
@@ -111,6 +116,10 @@ class SplitScores:
         names = [f.name for f in dataclasses.fields(cls)]
         required = tuple(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING)
         values = dict(_fields(data, where, required, tuple(n for n in names if n not in required)))
+        for name in SCORE_NAMES:
+            value = values.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise DamagedMetrics(f"{where}.{name} is not a number")
         if values.get("confusion_matrix") is not None:
             values["confusion_matrix"] = ConfusionMatrix.from_dict(values["confusion_matrix"],
                                                                    f"{where}.confusion_matrix")
@@ -231,6 +240,11 @@ class RunMetrics:
     """The test split's report, when it has labels."""
     class_weights: dict[str, float] | None = None
     """The loss's weight per label, when the run weighted classes."""
+
+    @property
+    def kept_step(self) -> int | None:
+        """The step of the kept model's evaluation."""
+        return self.best.step if self.best is not None else None
 
     def reports(self) -> dict[str, SplitScores]:
         """The final reports by split: validation (the kept model), and test when it was scored."""
