@@ -20,18 +20,18 @@ def test_multiclass_uses_macro_f1_and_counts_absent_classes():
     y = np.array([0, 1, 2, 3, 4, 0, 1, 2])
     p = np.array([0, 1, 2, 2, 2, 0, 0, 2])
     report = full_report(y, p, ["a", "b", "c", "d", "e"])
-    assert report["f1_average"] == "macro"
-    assert report["f1"] == pytest.approx(f1_score(y, p, average="macro", labels=range(5), zero_division=0))
-    assert report["recall"] == pytest.approx(recall_score(y, p, average="macro", zero_division=0))
-    assert report["confusion_matrix"]["labels"] == ["a", "b", "c", "d", "e"]
-    assert report["confusion_matrix"]["matrix"] == confusion_matrix(y, p, labels=range(5)).tolist()
-    assert report["num_examples"] == 8
+    assert report.f1_average == "macro"
+    assert report.f1 == pytest.approx(f1_score(y, p, average="macro", labels=range(5), zero_division=0))
+    assert report.recall == pytest.approx(recall_score(y, p, average="macro", zero_division=0))
+    assert report.confusion_matrix.labels == ["a", "b", "c", "d", "e"]
+    assert report.confusion_matrix.matrix == confusion_matrix(y, p, labels=range(5)).tolist()
+    assert report.num_examples == 8
 
 
 def test_confusion_matrix_keeps_classes_never_predicted():
     report = full_report(np.array([0, 0, 1]), np.array([0, 0, 0]), ["neg", "pos"])
-    assert report["confusion_matrix"]["matrix"] == [[2, 0], [1, 0]]
-    assert report["f1"] == 0.0
+    assert report.confusion_matrix.matrix == [[2, 0], [1, 0]]
+    assert report.f1 == 0.0
 
 
 def test_softmax_rows_sum_to_one_and_are_stable():

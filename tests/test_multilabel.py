@@ -15,6 +15,7 @@ from finetext.config import DataConfig
 from finetext.data.sources import load_labelled_data
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import report_from_logits
+from finetext.evaluation.run_metrics import read_run_metrics
 
 TOPICS = {"sports": ["match", "goal", "team"], "politics": ["vote", "election", "senate"],
           "tech": ["software", "chip", "phone"]}
@@ -93,13 +94,13 @@ def test_report_thresholds_sigmoid_probabilities_and_matches_sklearn():
     logits = np.array([[2.0, -1.0, 0.1], [-2.0, 0.3, -0.1], [0.0, 0.0, -3.0]])
     labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
     report = report_from_logits(logits, labels, ["a", "b", "c"], multi_label=True, threshold=0.5)
-    assert report["accuracy"] == 1.0 and report["f1"] == 1.0  # sigmoid(0) = 0.5 reaches the threshold
+    assert report.accuracy == 1.0 and report.f1 == 1.0  # sigmoid(0) = 0.5 reaches the threshold
     strict = report_from_logits(logits, labels, ["a", "b", "c"], multi_label=True, threshold=0.6)
     predicted = (1 / (1 + np.exp(-logits)) >= 0.6).astype(int)
-    assert strict["f1"] == pytest.approx(f1_score(labels, predicted, average="micro"))
-    assert strict["f1_macro"] == pytest.approx(f1_score(labels, predicted, average="macro"))
-    assert strict["hamming_loss"] == pytest.approx(hamming_loss(labels, predicted))
-    assert strict["confusion_matrix"]["matrix"][2] == [[2, 0], [1, 0]]  # label c: tn, fp / fn, tp
+    assert strict.f1 == pytest.approx(f1_score(labels, predicted, average="micro"))
+    assert strict.f1_macro == pytest.approx(f1_score(labels, predicted, average="macro"))
+    assert strict.hamming_loss == pytest.approx(hamming_loss(labels, predicted))
+    assert strict.confusion_matrix.matrix[2] == [[2, 0], [1, 0]]  # label c: tn, fp / fn, tp
 
 
 @pytest.mark.parametrize("engine", ["trainer", "native"])
@@ -109,6 +110,8 @@ def test_multi_label_end_to_end(tiny_model, files, tmp_path, engine, capsys):
         train_samples=None, test_samples=None, epochs=8, learning_rate=3e-3, engine=engine, threshold=0.5))
     test = result.metrics["test"]
     assert test["f1_average"] == "micro" and test["num_examples"] == 60
+    assert result.metrics["multi_label"] is True  # said explicitly, and read back as written
+    assert read_run_metrics(result.output_dir / "metrics.json").to_dict() == result.metrics
     assert test["f1"] > 0.8  # word -> topic is learnable; a constant model scores far lower
     config = json.loads((result.output_dir / "config.json").read_text())
     assert config["problem_type"] == "multi_label_classification"

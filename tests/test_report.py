@@ -81,7 +81,7 @@ def test_per_class_scores_match_sklearn():
     predicted[:5] = 3  # class 2 is never predicted in some seeds: zero division is covered below too
     names = ["a", "b", "c", "d"]
     report = report_from_logits(np.eye(4)[predicted], truth, names)
-    ours = per_class_scores(report["confusion_matrix"]["matrix"], names)
+    ours = per_class_scores(report.confusion_matrix.matrix, names)
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=range(4),
                                                                      zero_division=0)
     for row, p, r, f, s in zip(ours, precision, recall, f1, support, strict=True):
@@ -92,7 +92,7 @@ def test_per_class_scores_match_sklearn():
     labels = rng.integers(0, 2, (200, 3))
     logits = rng.normal(size=(200, 3))
     multi = report_from_logits(logits, labels, names[:3], multi_label=True)
-    ours = per_label_scores(multi["confusion_matrix"]["matrix"], names[:3])
+    ours = per_label_scores(multi.confusion_matrix.matrix, names[:3])
     precision, recall, f1, support = precision_recall_fscore_support(labels, (logits >= 0).astype(int),
                                                                      zero_division=0)
     assert [r["f1"] for r in ours] == pytest.approx(f1) and [r["support"] for r in ours] == list(support)
@@ -155,9 +155,8 @@ def test_multilabel_report_has_one_matrix_and_row_per_label(sst2_run, tmp_path):
     rng = np.random.default_rng(1)
     names = ["sports", "politics", "tech"]
     report = report_from_logits(rng.normal(size=(40, 3)), rng.integers(0, 2, (40, 3)), names, multi_label=True)
-    history = [{"epoch": 1.0, "step": 3, "train_loss": 0.6, "validation": {"loss": 0.5, "accuracy": 0.3}}]
-    metrics = {"label_names": names, "data": {"source": "tags"}, "history": history, "best": history[0],
-               "final": {"validation": report}, "train": {}, "parameters": {}}
+    metrics = json.loads((sst2_run.output_dir / "metrics.json").read_text())  # a real run's, made multi-label
+    metrics |= {"label_names": names, "multi_label": True, "final": {"validation": report.to_dict()}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     html = write_report(folder).read_text()
     assert "Hamming loss" in html and "One matrix per label" in html
@@ -210,3 +209,15 @@ def test_no_report_leaves_no_report_not_even_an_earlier_one(tiny_model, tmp_path
     assert main([*argv, "--overwrite-output-dir", "--no-report"]) == 0
     assert {p.name for p in out.iterdir()} == ARTIFACT_FILES - {"report.html", "report"}
     assert "report:" not in capsys.readouterr().out
+
+
+def test_cli_report_refuses_a_damaged_metrics_file_in_one_line(sst2_run, tmp_path, capsys):
+    folder = copy_run(sst2_run.output_dir, tmp_path / "damaged")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    del metrics["final"]["validation"]["accuracy"]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["report", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(folder / "metrics.json") in error
+    assert "final.validation lacks 'accuracy'" in error
+    assert not (folder / "report.html").exists()

@@ -13,6 +13,7 @@ import finetext
 from finetext.cli import main
 from finetext.data.sources import load_labelled_data
 from finetext.errors import FinetextError
+from finetext.evaluation.run_metrics import read_run_metrics
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,13 @@ def test_metrics_json_has_history_best_final_and_the_parameter_count(sst2_run):
     assert "test" not in metrics  # GLUE's SST-2 test split has no labels
     assert metrics["final"]["validation"]["num_examples"] == 48
     assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 900_000
+
+
+def test_metrics_json_reads_back_into_the_same_records(sst2_run):
+    path = sst2_run.output_dir / "metrics.json"
+    metrics = read_run_metrics(path)
+    assert metrics.to_dict() == json.loads(path.read_text())
+    assert metrics.multi_label is False and metrics.best in metrics.history
 
 
 def test_resolved_config_and_label_names_are_saved(sst2_run):

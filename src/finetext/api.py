@@ -16,7 +16,7 @@ from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier, LoadOptions
 from finetext.inference.loader import load_classifier, load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
-from finetext.inference.score import evaluate_frame
+from finetext.inference.score import SplitEvaluation, evaluate_frame
 from finetext.training.run import TrainingRun, TrainResult
 
 
@@ -51,7 +51,15 @@ def compare(config: dict[str, Any] | str | Path | None = None, strategies: str |
 
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
              trust_remote_code: bool = False, **data_options: Any) -> dict:
-    """Metrics of a trained model on a labelled split of a dataset or a test file.
+    """Metrics of a trained model on a labelled split of a dataset or a test file: evaluate_split's result as a
+    dict (split, source and the scores, as metrics.json writes a split's)."""
+    return evaluate_split(model_dir, split=split, batch_size=batch_size, progress=progress,
+                          trust_remote_code=trust_remote_code, **data_options).to_dict()
+
+
+def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
+                   trust_remote_code: bool = False, **data_options: Any) -> SplitEvaluation:
+    """The split scored, its data source, whether the model is multi-label, and its scores.
 
     ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...); ``eval_samples``
     limits the scored split to a seeded subset. The split defaults to test when it has labels, else
@@ -74,7 +82,7 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
                             "Pass --split, or a --test-file with a label column.")
     frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed)
     report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
-    return {"split": chosen, "source": data.source, **report}
+    return SplitEvaluation(chosen, data.source, clf.multi_label, report)
 
 
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,

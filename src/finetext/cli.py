@@ -28,6 +28,7 @@ from finetext.config import (
     load_yaml,
 )
 from finetext.errors import FinetextError
+from finetext.evaluation.run_metrics import RunMetrics
 from finetext.models.strategies import STRATEGIES
 from finetext.serving.settings import ServeConfig
 
@@ -199,7 +200,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise
     if not result.metrics:  # another process of a multi-process run: the main one reports
         return 0
-    print(summary_line(result.metrics))
+    print(summary_line(RunMetrics.from_dict(result.metrics)))
     from finetext.artifacts import open_artifact
 
     if not open_artifact(result.output_dir).adapter_only():
@@ -215,12 +216,10 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_line(metrics: dict) -> str:
-    parts = []
-    for split, report in (("validation", metrics["final"]["validation"]), ("test", metrics.get("test"))):
-        if report:
-            parts.append(f"{split}: accuracy {100 * report['accuracy']:.2f}  f1 {100 * report['f1']:.2f}")
-    return " | ".join(parts) + f"  ({metrics['train'].get('wall_time_s')} s training)"
+def summary_line(metrics: RunMetrics) -> str:
+    parts = [f"{split}: accuracy {100 * report.accuracy:.2f}  f1 {100 * report.f1:.2f}"
+             for split, report in metrics.reports().items()]
+    return " | ".join(parts) + f"  ({metrics.train.wall_time_s} s training)"
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -238,24 +237,24 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from finetext.api import evaluate
+    from finetext.api import evaluate_split
 
     options = {k: v for k, v in vars(args).items() if k in DataConfig.__dataclass_fields__}
     quiet = bool(getattr(args, "quiet", False))
     setup_logging(quiet)
-    report = evaluate(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
-                      trust_remote_code=args.trust_remote_code, **options)
+    evaluation = evaluate_split(args.model_dir, split=args.split, batch_size=args.batch_size, progress=not quiet,
+                                trust_remote_code=args.trust_remote_code, **options)
     if args.output:
         from finetext.storage import write_json
 
-        write_json(Path(args.output), report)
-    print(f"{report['split']} ({report['num_examples']} examples): accuracy {100 * report['accuracy']:.2f}  "
-          f"f1 {100 * report['f1']:.2f}  precision {100 * report['precision']:.2f}  "
-          f"recall {100 * report['recall']:.2f}  mcc {100 * report['mcc']:.2f}")
-    cm = report["confusion_matrix"]
-    title = ("per-label confusion matrices [[tn, fp], [fn, tp]]" if "hamming_loss" in report
+        write_json(Path(args.output), evaluation.to_dict())
+    s = evaluation.scores
+    print(f"{evaluation.split} ({s.num_examples} examples): accuracy {100 * s.accuracy:.2f}  f1 {100 * s.f1:.2f}  "
+          f"precision {100 * s.precision:.2f}  recall {100 * s.recall:.2f}  mcc {100 * s.mcc:.2f}")
+    cm = s.confusion_matrix
+    title = ("per-label confusion matrices [[tn, fp], [fn, tp]]" if evaluation.multi_label
              else "confusion matrix (rows: true, columns: predicted)")
-    print(f"{title}: " + json.dumps(dict(zip(cm["labels"], cm["matrix"], strict=True))))
+    print(f"{title}: " + json.dumps(dict(zip(cm.labels, cm.matrix, strict=True))))
     return 0
 
 

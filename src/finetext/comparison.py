@@ -26,6 +26,7 @@ import yaml
 from finetext.artifacts import ADAPTER, METRICS
 from finetext.config import TrainConfig, config_from_flat, flatten
 from finetext.errors import FinetextError
+from finetext.evaluation.run_metrics import RunMetrics, read_run_metrics
 from finetext.models.strategies import STRATEGIES
 from finetext.storage import staged_file, write_text
 
@@ -55,7 +56,7 @@ class StrategyRun:
     output_dir: Path
     wall_s: float
     peak_rss_mb: float
-    metrics: dict
+    metrics: RunMetrics
 
 
 def compare(values: dict[str, Any], strategies: list[str]) -> Path:
@@ -120,7 +121,7 @@ def train_strategy(out: Path, values: dict[str, Any], strategy: str) -> Strategy
     if code != 0:
         raise FinetextError(f"the {strategy} run failed (exit code {code}); its error is printed above.",
                             "Fix it and run compare again (with --overwrite-output-dir).")
-    metrics = json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
+    metrics = read_run_metrics(run_dir / METRICS)
     return StrategyRun(strategy, run_dir, round(wall, 1), round(usage.ru_maxrss / 1024, 1), metrics)
 
 
@@ -154,19 +155,18 @@ def comparison_table(runs: list[StrategyRun]) -> pd.DataFrame:
         m = run.metrics
         row = {
             "strategy": run.strategy,
-            "trainable_params": m["parameters"]["trainable"],
-            "total_params": m["parameters"]["total"],
-            "trainable_percent": m["parameters"]["trainable_percent"],
-            "val_accuracy": round(100 * m["final"]["validation"]["accuracy"], 2),
-            "val_f1": round(100 * m["final"]["validation"]["f1"], 2),
+            "trainable_params": m.parameters["trainable"],
+            "total_params": m.parameters["total"],
+            "trainable_percent": m.parameters["trainable_percent"],
+            "val_accuracy": round(100 * m.final_validation.accuracy, 2),
+            "val_f1": round(100 * m.final_validation.f1, 2),
         }
-        if "test" in m:
-            row |= {"test_accuracy": round(100 * m["test"]["accuracy"], 2),
-                    "test_f1": round(100 * m["test"]["f1"], 2)}
+        if m.test is not None:
+            row |= {"test_accuracy": round(100 * m.test.accuracy, 2), "test_f1": round(100 * m.test.f1, 2)}
         adapter = run.output_dir / ADAPTER
         row |= {
-            "train_time_s": m["train"]["train_runtime_s"],
-            "train_samples_per_s": m["train"]["train_samples_per_second"],
+            "train_time_s": m.train.train_runtime_s,
+            "train_samples_per_s": m.train.train_samples_per_second,
             "wall_time_s": run.wall_s,
             "peak_rss_mb": run.peak_rss_mb,
             "size_on_disk_mb": round(directory_mb(run.output_dir), 2),

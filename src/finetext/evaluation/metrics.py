@@ -19,6 +19,8 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from finetext.evaluation.run_metrics import MULTI_LABEL_AVERAGE, ConfusionMatrix, SplitScores
+
 
 def f1_average(num_labels: int) -> str:
     """Binary F1 (of the positive class, id 1) for two classes, macro otherwise, as GLUE reports."""
@@ -70,33 +72,23 @@ def scalar_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int, mult
 
 
 def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list[str], multi_label: bool = False,
-                       threshold: float = 0.5) -> dict:
+                       threshold: float = 0.5) -> SplitScores:
     if not multi_label:
         return full_report(labels, logits.argmax(axis=-1), label_names)
     predictions = predictions_of(logits, True, threshold)
-    report: dict = multilabel_metrics(labels, predictions)
-    report["f1_average"] = "micro"
-    report["threshold"] = threshold
-    report["num_examples"] = int(len(labels))
     # One 2x2 matrix per label: [[true negatives, false positives], [false negatives, true positives]].
-    report["confusion_matrix"] = {
-        "labels": list(label_names),
-        "matrix": multilabel_confusion_matrix(labels.astype(int), predictions).tolist(),
-    }
-    return report
+    matrices = multilabel_confusion_matrix(labels.astype(int), predictions).tolist()
+    return SplitScores(**multilabel_metrics(labels, predictions), f1_average=MULTI_LABEL_AVERAGE,
+                       threshold=threshold, num_examples=int(len(labels)),
+                       confusion_matrix=ConfusionMatrix(list(label_names), matrices))
 
 
-def full_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict:
+def full_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> SplitScores:
     """Scalar metrics plus the confusion matrix (rows: true label, columns: predicted) and support."""
     num_labels = len(label_names)
-    report: dict = classification_metrics(labels, predictions, num_labels)
-    report["f1_average"] = f1_average(num_labels)
-    report["num_examples"] = int(len(labels))
-    report["confusion_matrix"] = {
-        "labels": list(label_names),
-        "matrix": confusion_matrix(labels, predictions, labels=list(range(num_labels))).tolist(),
-    }
-    return report
+    matrix = confusion_matrix(labels, predictions, labels=list(range(num_labels))).tolist()
+    return SplitScores(**classification_metrics(labels, predictions, num_labels), f1_average=f1_average(num_labels),
+                       num_examples=int(len(labels)), confusion_matrix=ConfusionMatrix(list(label_names), matrix))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 from finetext.config import ModelConfig, TrainConfig
+from finetext.evaluation.run_metrics import RunMetrics, SplitScores
 from finetext.models.strategies import STRATEGIES
 
 METRIC_COLUMNS = ("accuracy", "f1", "precision", "recall", "mcc")
 
 
-def results_table(sections: dict[str, dict]) -> str:
+def results_table(sections: dict[str, SplitScores]) -> str:
     header = "| split | examples | " + " | ".join(METRIC_COLUMNS) + " |"
     rows = [header, "|" + " --- |" * (len(METRIC_COLUMNS) + 2)]
     for split, report in sections.items():
-        values = " | ".join(f"{100 * report[m]:.2f}" for m in METRIC_COLUMNS)
-        rows.append(f"| {split} | {report['num_examples']} | {values} |")
+        values = " | ".join(f"{100 * report.score(m):.2f}" for m in METRIC_COLUMNS)
+        rows.append(f"| {split} | {report.num_examples} | {values} |")
     return "\n".join(rows)
 
 
-def model_card(cfg: TrainConfig, metrics: dict) -> str:
-    sections = {"validation": metrics["final"]["validation"]}
-    if "test" in metrics:
-        sections["test"] = metrics["test"]
-    f1_kind = metrics["final"]["validation"]["f1_average"]
+def model_card(cfg: TrainConfig, metrics: RunMetrics) -> str:
+    f1_kind = metrics.final_validation.f1_average
     t, d, m = cfg.training, cfg.data, cfg.model
-    params = metrics["parameters"]
+    params = metrics.parameters
     strategy = (f"{strategy_name(m)}: {params['trainable']:,} of {params['total']:,} parameters trained "
                 f"({params['trainable_percent']:.2f}%)")
-    weights = metrics.get("class_weights")
+    weights = metrics.class_weights
     weights_line = ", ".join(f"{k} {v:.3g}" for k, v in weights.items()) if weights else "none"
     kind = f"multi-label (sigmoid per label, threshold {d.threshold:g})" if d.multi_label else "single-label"
-    labels = ", ".join(f"`{name}`" for name in metrics["label_names"])
+    labels = ", ".join(f"`{name}`" for name in metrics.label_names)
     pair = f" paired with `{d.text_pair_column}`" if d.text_pair_column else ""
     return f"""---
 library_name: transformers
@@ -39,14 +37,14 @@ pipeline_tag: text-classification
 
 # Text classifier fine-tuned with finetext
 
-{origin(m, metrics['data']['source'])} (text column `{d.text_column}`{pair},
+{origin(m, metrics.data.source)} (text column `{d.text_column}`{pair},
 label column `{d.label_column}`). Labels: {labels}.
 
 ## Results
 
 Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_for_best_model}`) model.
 
-{results_table(sections)}
+{results_table(metrics.reports())}
 
 ## Training
 
@@ -62,8 +60,8 @@ Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_
 | max length | {d.max_length} ({d.padding} padding) |
 | precision | {t.precision} |
 | seed | {t.seed} |
-| examples | train {metrics['data'].get('train')}, validation {metrics['data'].get('validation')} |
-| train time | {metrics['train'].get('wall_time_s')} s |
+| examples | train {metrics.data.sizes['train']}, validation {metrics.data.sizes['validation']} |
+| train time | {metrics.train.wall_time_s} s |
 
 The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json`.
 

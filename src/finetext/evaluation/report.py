@@ -29,6 +29,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation import report_charts as charts
 from finetext.evaluation.metrics import per_class_scores, per_label_scores
 from finetext.evaluation.mistakes import MAX_TEXT_CHARS
+from finetext.evaluation.run_metrics import RunMetrics, SplitScores, read_run_metrics
 from finetext.storage import write_bytes, write_text
 from finetext.version import __version__
 
@@ -44,21 +45,20 @@ SECTIONS = (("overview", "Overview"), ("metrics", "Headline metrics"), ("curves"
 class RunFiles:
     """What the report is made from."""
 
-    metrics: dict
+    metrics: RunMetrics
     settings: dict | None
     """finetext.yaml (the resolved config); None for a directory without one."""
     mistakes: dict | None
     """mistakes.json by split; None when the run predates it."""
     name: str
 
-    def reports(self) -> dict[str, dict]:
+    def reports(self) -> dict[str, SplitScores]:
         """The final reports by split: validation (the kept model), test when it was scored."""
-        found = {"validation": self.metrics["final"]["validation"], "test": self.metrics.get("test")}
-        return {split: report for split, report in found.items() if report}
+        return self.metrics.reports()
 
     @property
     def multi_label(self) -> bool:
-        return "hamming_loss" in self.metrics["final"]["validation"]
+        return self.metrics.multi_label
 
     def setting(self, section: str, key: str, default: Any = None) -> Any:
         return ((self.settings or {}).get(section) or {}).get(key, default)
@@ -91,10 +91,7 @@ def check_finished_run(path: str | Path) -> Path:
 
 
 def load_run(folder: Path) -> RunFiles:
-    metrics = read_json(folder / METRICS)
-    if not isinstance(metrics, dict) or "validation" not in (metrics.get("final") or {}):
-        raise FinetextError(f"{folder / METRICS} is not the metrics of a finetext training run.",
-                            "Pass the --output-dir of a finished training run.")
+    metrics = read_run_metrics(folder / METRICS, "Pass the --output-dir of a finished training run.")
     settings = read_settings(folder / MANIFEST) if (folder / MANIFEST).is_file() else None
     mistakes = read_json(folder / MISTAKES) if (folder / MISTAKES).is_file() else None
     # the staging folder of a run being saved has a temporary name: the configured one is the real one
@@ -114,18 +111,16 @@ def read_json(path: Path) -> Any:
 
 def draw_charts(run: RunFiles) -> dict[str, bytes]:
     """PNG bytes by file name; a chart with nothing to show is left out."""
-    history = run.metrics.get("history") or []
-    loss_log = run.metrics.get("loss_log") or []
-    kept = (run.metrics.get("best") or {}).get("step")
+    history, loss_log, kept = run.metrics.history, run.metrics.loss_log, run.metrics.kept_step
     drawn = {
         "loss.png": charts.loss_chart(history, loss_log, kept),
         "validation_metrics.png": charts.metrics_chart(history, loss_log, kept),
         "learning_rate.png": charts.learning_rate_chart(history, loss_log),
     }
     for split, report in run.reports().items():
-        confusion = report.get("confusion_matrix")
+        confusion = report.confusion_matrix
         if confusion:
-            title = f"{split} ({report.get('num_examples', '?'):,} examples)"
+            title = f"{split} ({report.num_examples:,} examples)"
             drawn[f"confusion_{split}.png"] = (charts.multilabel_confusion_chart(confusion, title) if run.multi_label
                                                else charts.confusion_chart(confusion, title))
     return {name: data for name, data in drawn.items() if data is not None}
@@ -236,27 +231,24 @@ def model_name(run: RunFiles) -> str:
 
 def overview(run: RunFiles) -> str:
     m = run.metrics
-    data, train, params = m.get("data") or {}, m.get("train") or {}, m.get("parameters") or {}
-    splits = " · ".join(f"{split} {count:,}" for split, count in data.items() if isinstance(count, int))
-    labels = m.get("label_names") or run.reports()["validation"]["confusion_matrix"]["labels"]
+    train, params, best = m.train, m.parameters, m.best
+    splits = " · ".join(f"{split} {count:,}" for split, count in m.data.sizes.items())
     kind = "multi-label" if run.multi_label else "single-label"
     trainable = (f"{params['trainable']:,} of {params['total']:,} "
-                 f"({100 * params['trainable'] / max(1, params['total']):.2f}%)" if "total" in params else "–")
-    best = m.get("best") or {}
+                 f"({100 * params['trainable'] / max(1, params['total']):.2f}%)")
     facts = [
         ("model", model_name(run)),
-        ("data", data.get("source", "–")),
-        ("labels", f"{len(labels)}, {kind}: {', '.join(labels)}"),
+        ("data", m.data.source),
+        ("labels", f"{len(m.label_names)}, {kind}: {', '.join(m.label_names)}"),
         ("examples", splits or "–"),
-        ("strategy", params.get("strategy") or run.setting("model", "strategy") or "–"),
-        ("engine", train.get("engine") or run.setting("training", "engine") or "–"),
+        ("strategy", params["strategy"]),
+        ("engine", train.engine),
         ("precision", run.setting("training", "precision") or "–"),
         ("parameters trained", trainable),
-        ("training time", f"{duration(train.get('train_runtime_s'))} (whole run "
-                          f"{duration(train.get('wall_time_s'))})"),
-        ("epochs · steps", f"{train.get('epochs_completed', '–')} · {train.get('global_steps', '–')}"),
-        ("kept model", f"epoch {best.get('epoch')}, step {best.get('step')}" if best else "–"),
-        ("finetext", m.get("finetext_version", "–")),
+        ("training time", f"{duration(train.train_runtime_s)} (whole run {duration(train.wall_time_s)})"),
+        ("epochs · steps", f"{train.epochs_completed} · {train.global_steps}"),
+        ("kept model", f"epoch {best.epoch}, step {best.step}" if best else "–"),
+        ("finetext", m.finetext_version),
     ]
     items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(str(v))}</dd></div>" for k, v in facts)
     return section("overview", f'<dl class="facts">{items}</dl>')
@@ -265,13 +257,13 @@ def overview(run: RunFiles) -> str:
 def headline(run: RunFiles) -> str:
     reports = run.reports()
     columns = HEADLINE + (MULTILABEL_EXTRA if run.multi_label else ())
-    cards = "".join(f'<div class="card"><span>{split} {title}</span><strong>{percent(report.get(key))}</strong></div>'
-                    for split, report in reports.items() for key, title in (("accuracy", "accuracy"), ("f1", "F1")))
-    rows = [[escape(split), f"{report.get('num_examples', 0):,}", *(percent(report.get(k)) for k, _ in columns)]
+    cards = "".join(f'<div class="card"><span>{split} {title}</span><strong>{percent(value)}</strong></div>'
+                    for split, report in reports.items()
+                    for title, value in (("accuracy", report.accuracy), ("F1", report.f1)))
+    rows = [[escape(split), f"{report.num_examples:,}", *(percent(getattr(report, k)) for k, _ in columns)]
             for split, report in reports.items()]
-    validation = reports["validation"]
-    average = validation.get("f1_average", "")
-    positive = validation["confusion_matrix"]["labels"][1] if average == "binary" else None
+    average = reports["validation"].f1_average or ""
+    positive = run.metrics.label_names[1] if average == "binary" else None
     kind = {"binary": f"binary (of the positive class <em>{escape(str(positive))}</em>)",
             "macro": "macro-averaged over the classes", "micro": "micro-averaged over every (example, label)"}
     metric = run.setting("training", "metric_for_best_model", "f1")
@@ -292,7 +284,7 @@ def curves(run: RunFiles, images: dict[str, bytes]) -> str:
     if not figures:
         return section("curves", note("This run recorded no losses or evaluations."))
     logged = ("Training loss is logged every <code>logging_steps</code> optimizer steps"
-              if run.metrics.get("loss_log") else
+              if run.metrics.loss_log else
               "Training loss is the mean since the previous evaluation (this run has no per-step loss log)")
     text = (f"{logged}; validation is scored after every evaluation. The top axis shows epochs; the dashed "
             "line marks the evaluation whose model was kept.")
@@ -300,18 +292,18 @@ def curves(run: RunFiles, images: dict[str, bytes]) -> str:
 
 
 def evaluations(run: RunFiles) -> str:
-    history = run.metrics.get("history") or []
+    history = run.metrics.history
     if not history:
         return ""
-    kept = (run.metrics.get("best") or {}).get("step")
+    kept = run.metrics.kept_step
     metric = run.setting("training", "metric_for_best_model", "f1")
     wanted = ["accuracy", "f1", "mcc"] + ([metric] if metric in dict(HEADLINE) else [])  # the rest: in the chart
-    names = [k for k, _ in HEADLINE if k in wanted and any(k in e.get("validation", {}) for e in history)]
-    rows = [[f"{e.get('epoch')}", f"{e.get('step')}", number(e.get("train_loss")),
-             number(e.get("validation", {}).get("loss")), *(percent(e["validation"].get(k)) for k in names)]
+    names = [k for k, _ in HEADLINE if k in wanted]
+    rows = [[f"{e.epoch}", f"{e.step}", number(e.train_loss), number(e.validation.loss),
+             *(percent(e.validation.score(k)) for k in names)]
             for e in history]
     head = ["epoch", "step", "train loss", "val loss", *(dict(HEADLINE)[k] for k in names)]
-    classes = ["kept" if e.get("step") == kept else "" for e in history]
+    classes = ["kept" if e.step == kept else "" for e in history]
     evaluated = table(head, rows, numeric_from=0, row_classes=classes, css="compact")
     return f'<div class="scroll"><h3 class="first">Evaluations</h3>{evaluated}' + note(
         "Validation metrics in percent; train loss is the mean since the previous evaluation. The highlighted "
@@ -321,8 +313,7 @@ def evaluations(run: RunFiles) -> str:
 def scores(run: RunFiles, images: dict[str, bytes]) -> str:
     """The confusion matrices beside the per-class tables, unless the matrices need the page's whole width
     (many classes, or one small matrix per label)."""
-    labels = run.reports()["validation"].get("confusion_matrix", {}).get("labels", [])
-    side_by_side = not run.multi_label and len(labels) <= 8
+    side_by_side = not run.multi_label and len(run.metrics.label_names) <= 8
     return f'<div class="{"pair" if side_by_side else ""}">{confusion(run, images)}{per_class(run)}</div>'
 
 
@@ -343,11 +334,11 @@ def confusion(run: RunFiles, images: dict[str, bytes]) -> str:
 def per_class(run: RunFiles) -> str:
     parts = []
     for split, report in run.reports().items():
-        confusion_matrix = report.get("confusion_matrix")
+        confusion_matrix = report.confusion_matrix
         if not confusion_matrix:
             continue
         score = per_label_scores if run.multi_label else per_class_scores
-        scores = score(confusion_matrix["matrix"], confusion_matrix["labels"])
+        scores = score(confusion_matrix.matrix, confusion_matrix.labels)
         parts.append(f"<div><h3>{escape(split)}</h3>{class_table(scores)}</div>")
     text = ("Computed from the confusion matrix: precision = of the examples predicted as the class, the share "
             "that has it; recall = of the examples that have it, the share found; support = examples that have it. "
@@ -390,13 +381,13 @@ def mistakes(run: RunFiles) -> str:
     return section("mistakes", note(text) + "".join(parts))
 
 
-def mistakes_title(shown: int, report: dict | None) -> str:
+def mistakes_title(shown: int, report: SplitScores | None) -> str:
     """'the 20 most confident of 160 mistakes (872 examples)', from the split's accuracy (subset accuracy for
     multi-label, so an example with any wrong label counts once)."""
-    if not report or "accuracy" not in report or "num_examples" not in report:
+    if report is None:
         return f"{shown} most confident mistakes"
-    examples = report["num_examples"]
-    wrong = round((1 - report["accuracy"]) * examples)
+    examples = report.num_examples
+    wrong = round((1 - report.accuracy) * examples)
     if shown == wrong:
         return f"all {wrong:,} mistakes ({examples:,} examples)" if wrong else f"no mistakes ({examples:,} examples)"
     return f"the {shown} most confident of {wrong:,} mistakes ({examples:,} examples)"

@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from finetext.evaluation.run_metrics import ConfusionMatrix, HistoryEntry, LossLogEntry
+
 DPI = 110
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 INK, MUTED = "#1f2328", "#59636e"
@@ -38,11 +40,11 @@ def new_axes(width: float = 6.2, height: float = 3.5) -> tuple[Figure, Axes]:
     return figure, ax
 
 
-def steps_per_epoch(history: list[dict], loss_log: list[dict]) -> float | None:
+def steps_per_epoch(history: list[HistoryEntry], loss_log: list[LossLogEntry]) -> float | None:
     """Optimizer steps per epoch, from the last point that knows both (for the epoch axis)."""
     for entry in reversed([*history, *loss_log]):
-        if entry.get("epoch") and entry.get("step"):
-            return entry["step"] / entry["epoch"]
+        if entry.epoch and entry.step:
+            return entry.step / entry.epoch
     return None
 
 
@@ -84,15 +86,15 @@ def finish_step_chart(figure: Figure, ax: Axes, title: str, ylabel: str, per_epo
     return png(figure)
 
 
-def loss_chart(history: list[dict], loss_log: list[dict], kept_step: int | None) -> bytes | None:
+def loss_chart(history: list[HistoryEntry], loss_log: list[LossLogEntry], kept_step: int | None) -> bytes | None:
     """Training loss per logged step (else per evaluation) and validation loss per evaluation."""
     if loss_log:
-        train = [(e["step"], e["loss"]) for e in loss_log if e.get("loss") is not None]
+        train = [(e.step, e.loss) for e in loss_log]
         train_label = "training loss (mean per logging interval)"
     else:
-        train = [(e["step"], e["train_loss"]) for e in history if e.get("train_loss") is not None]
+        train = [(e.step, e.train_loss) for e in history if e.train_loss is not None]
         train_label = "training loss (mean since the previous evaluation)"
-    validation = [(e["step"], e["validation"]["loss"]) for e in history if "loss" in e.get("validation", {})]
+    validation = [(e.step, e.validation.loss) for e in history if e.validation.loss is not None]
     if not train and not validation:
         return None
     figure, ax = new_axes()
@@ -104,22 +106,21 @@ def loss_chart(history: list[dict], loss_log: list[dict], kept_step: int | None)
     return finish_step_chart(figure, ax, "Loss", "loss", steps_per_epoch(history, loss_log))
 
 
-def metrics_chart(history: list[dict], loss_log: list[dict], kept_step: int | None) -> bytes | None:
+def metrics_chart(history: list[HistoryEntry], loss_log: list[LossLogEntry], kept_step: int | None) -> bytes | None:
     """Validation accuracy, F1, precision, recall and MCC (percent) per evaluation."""
-    names = [m for m in METRIC_TITLES if any(m in e.get("validation", {}) for e in history)]
-    if not names:
+    if not history:
         return None
     figure, ax = new_axes()
-    for name, color in zip(names, COLORS, strict=False):
-        points = [(e["step"], 100 * e["validation"][name]) for e in history if name in e["validation"]]
+    for name, color in zip(METRIC_TITLES, COLORS, strict=False):
+        points = [(e.step, 100 * e.validation.score(name)) for e in history]
         plot_line(ax, *zip(*points, strict=True), label=METRIC_TITLES[name], color=color)
     mark_kept(ax, kept_step)
     return finish_step_chart(figure, ax, "Validation metrics per evaluation", "percent",
                              steps_per_epoch(history, loss_log))
 
 
-def learning_rate_chart(history: list[dict], loss_log: list[dict]) -> bytes | None:
-    points = [(e["step"], e["learning_rate"]) for e in loss_log if e.get("learning_rate") is not None]
+def learning_rate_chart(history: list[HistoryEntry], loss_log: list[LossLogEntry]) -> bytes | None:
+    points = [(e.step, e.learning_rate) for e in loss_log if e.learning_rate is not None]
     if not points:
         return None
     figure, ax = new_axes()
@@ -133,9 +134,9 @@ def short(name: str, limit: int = 18) -> str:
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
-def confusion_chart(confusion: dict, title: str) -> bytes:
+def confusion_chart(confusion: ConfusionMatrix, title: str) -> bytes:
     """Counts in cells, coloured by the share of the true class (row), so small classes read as well."""
-    labels, counts = confusion["labels"], np.asarray(confusion["matrix"], dtype=np.int64)
+    labels, counts = confusion.labels, np.asarray(confusion.matrix, dtype=np.int64)
     n = len(labels)
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
@@ -158,9 +159,9 @@ def confusion_chart(confusion: dict, title: str) -> bytes:
     return png(figure)
 
 
-def multilabel_confusion_chart(confusion: dict, title: str) -> bytes | None:
+def multilabel_confusion_chart(confusion: ConfusionMatrix, title: str) -> bytes | None:
     """One 2x2 matrix [[tn, fp], [fn, tp]] per label; None when there are too many labels to draw."""
-    labels, matrices = confusion["labels"], np.asarray(confusion["matrix"], dtype=np.int64)
+    labels, matrices = confusion.labels, np.asarray(confusion.matrix, dtype=np.int64)
     if len(labels) > MAX_LABEL_GRID:
         return None
     cols = min(4, len(labels))

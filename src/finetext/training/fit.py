@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from finetext.artifacts import CHECKPOINTS
+from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry
 
 if TYPE_CHECKING:
     import datasets
@@ -49,11 +50,11 @@ class FitResult:
     """What an engine hands back: the model to keep, the per-evaluation history and throughput figures."""
 
     model: PreTrainedModel
-    history: list[dict] = field(default_factory=list)
-    best: dict | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    best: HistoryEntry | None = None
     stats: dict = field(default_factory=dict)
-    loss_log: list[dict] = field(default_factory=list)
-    """Training loss every logging_steps: {step, epoch, loss, learning_rate}."""
+    loss_log: list[LossLogEntry] = field(default_factory=list)
+    """Training loss every logging_steps."""
 
 
 def is_better(value: float, best: float, metric: str) -> bool:
@@ -61,15 +62,15 @@ def is_better(value: float, best: float, metric: str) -> bool:
     return value < best if metric == "loss" else value > best
 
 
-def best_entry(history: list[dict], metric: str) -> dict | None:
+def best_entry(history: list[HistoryEntry], metric: str) -> HistoryEntry | None:
     best = None
     for entry in history:
-        if best is None or is_better(entry["validation"][metric], best["validation"][metric], metric):
+        if best is None or is_better(entry.validation.score(metric), best.validation.score(metric), metric):
             best = entry
     return best
 
 
-def kept_entry(history: list[dict], metric: str, load_best: bool) -> dict | None:
+def kept_entry(history: list[HistoryEntry], metric: str, load_best: bool) -> HistoryEntry | None:
     """The evaluation of the model a run keeps: the best one, or the last without load_best_model_at_end."""
     if load_best:
         return best_entry(history, metric)

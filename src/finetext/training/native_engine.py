@@ -24,6 +24,7 @@ from transformers import DataCollatorWithPadding, get_scheduler
 
 from finetext.config import TrainingConfig
 from finetext.errors import FinetextError
+from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
@@ -52,12 +53,12 @@ class Progress:
     the number of batches."""
     total_loss_sum: float = 0.0
     total_loss_count: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
     """One entry per evaluation; the best entry and the patience count are derived from it."""
     window_loss_sum: float = 0.0
     window_loss_count: int = 0
     """Training loss since the last log line (every logging_steps)."""
-    loss_log: list[dict] = field(default_factory=list)
+    loss_log: list[LossLogEntry] = field(default_factory=list)
     """One entry per logging_steps: step, epoch, mean training loss of the window, learning rate."""
     train_seconds: float = 0.0
     """Wall time of all sessions of this run, resumed ones included (the stopwatch's elapsed time at the
@@ -68,7 +69,13 @@ class Progress:
     num_processes: int = 1
 
     def last_eval_step(self) -> int:
-        return self.history[-1]["step"] if self.history else -1
+        return self.history[-1].step if self.history else -1
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> Progress:
+        """The progress of a checkpoint's state.json, which holds the history and loss log as JSON objects."""
+        return cls(**{**saved, "history": [HistoryEntry.from_dict(e, "history") for e in saved["history"]],
+                      "loss_log": [LossLogEntry.from_dict(e, "loss_log") for e in saved["loss_log"]]})
 
 
 def accelerator_for(cfg: TrainingConfig) -> Accelerator:
@@ -209,8 +216,8 @@ class NativeLoop:
         p = self.progress
         loss = p.window_loss_sum / max(1, p.window_loss_count)
         lr = self.scheduler.get_last_lr()[0]
-        p.loss_log.append({"step": p.global_step, "epoch": round(p.global_step / self.updates_per_epoch, 3),
-                           "loss": round(loss, 5), "learning_rate": lr})
+        p.loss_log.append(LossLogEntry(step=p.global_step, epoch=round(p.global_step / self.updates_per_epoch, 3),
+                                       loss=round(loss, 5), learning_rate=lr))
         p.window_loss_sum, p.window_loss_count = 0.0, 0
         return {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}"}
 
@@ -233,7 +240,7 @@ class NativeLoop:
 
     # ------------------------------------------------------------------------------------------------------
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> SplitScores:
         """Validation loss and metrics over every example exactly once, gathered from all processes."""
         acc = self.accelerator
         self.model.eval()
@@ -253,7 +260,7 @@ class NativeLoop:
         logits, labels = logits[keep], labels[keep]
         metrics = {"loss": self.objective.loss(logits, labels).item(),
                    **self.objective.metrics(logits.numpy(), labels.numpy())}
-        return {**{k: round(v, 5) for k, v in metrics.items()}, "num_examples": len(labels)}
+        return SplitScores(**{k: round(v, 5) for k, v in metrics.items()}, num_examples=len(labels))
 
     def evaluate_and_checkpoint(self, watch: Stopwatch) -> bool:
         """Score the model, record it, checkpoint; True when early stopping says stop."""
@@ -263,18 +270,18 @@ class NativeLoop:
         with watch.paused():
             validation = self.evaluate()
         previous_best = best_entry(p.history, metric)
-        entry = {"epoch": round(p.global_step / self.updates_per_epoch, 3), "step": p.global_step,
-                 "train_loss": round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
-                 "train_seconds": round(train_seconds, 2), "validation": validation}
+        entry = HistoryEntry(epoch=round(p.global_step / self.updates_per_epoch, 3), step=p.global_step,
+                             train_loss=round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
+                             train_seconds=round(train_seconds, 2), validation=validation)
         p.history.append(entry)
         p.loss_sum, p.loss_count = 0.0, 0
-        log.info("epoch %.2f step %d: %s", entry["epoch"], p.global_step,
-                 "  ".join(f"{k} {v:.4f}" for k, v in validation.items() if k != "num_examples"))
-        improved = previous_best is None or is_better(validation[metric], previous_best["validation"][metric],
-                                                      metric)
+        log.info("epoch %.2f step %d: %s", entry.epoch, p.global_step,
+                 "  ".join(f"{k} {v:.4f}" for k, v in validation.scalars().items()))
+        improved = previous_best is None or is_better(validation.score(metric),
+                                                      previous_best.validation.score(metric), metric)
         self.save_checkpoint(watch, best=improved and cfg.load_best_model_at_end)
-        best_step = best_entry(p.history, metric)["step"]
-        since_best = sum(h["step"] > best_step for h in p.history)
+        best_step = best_entry(p.history, metric).step
+        since_best = sum(h.step > best_step for h in p.history)
         if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
             log.info("early stopping: no better %s in %d evaluations", metric, since_best)
             return True
@@ -317,7 +324,7 @@ class NativeLoop:
             raise FinetextError(
                 f"the checkpoint was written by {saved['num_processes']} process(es), this run has "
                 f"{acc.num_processes}.", f"Resume with the same number of processes ({saved['num_processes']}).")
-        self.progress = Progress(**saved)
+        self.progress = Progress.from_saved(saved)
         ckpt.load_rng(folder, acc.process_index)  # last: nothing may draw random numbers after this
         log.info("resumed from %s (epoch %d, step %d)", folder, self.progress.epoch, self.progress.global_step)
 

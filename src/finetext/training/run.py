@@ -37,6 +37,7 @@ from finetext.errors import FinetextError
 from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
 from finetext.evaluation.report import write_report
+from finetext.evaluation.run_metrics import DataSummary, ParameterCounts, RunMetrics, SplitScores, TrainStats
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
@@ -76,7 +77,7 @@ class FinalModel:
 class Evaluation:
     """The final scores of the kept model: validation, and test when it has labels."""
 
-    reports: dict[str, dict]
+    reports: dict[str, SplitScores]
     """Split -> its metrics report."""
     mistakes: dict[str, list[dict]]
     """Split -> its most confident mistakes (mistakes.json)."""
@@ -214,7 +215,7 @@ class TrainingRun:
             splits["test"] = "test"
         elif "test" in data.splits:
             log.info("the test split has no labels: not evaluated")
-        reports: dict[str, dict] = {}
+        reports: dict[str, SplitScores] = {}
         mistakes: dict[str, list[dict]] = {}
         for split, desc in splits.items():
             frame = data.splits[split]
@@ -227,11 +228,12 @@ class TrainingRun:
     def save(self, run: PreparedRun, fit: FitResult, final: FinalModel, evaluation: Evaluation) -> TrainResult:
         cfg = run.config
         metrics = run_metrics(run, fit, evaluation.reports)
-        save_artifact(run.output_dir, final.model, run.tokenizer, cfg, metrics, model_card(cfg, metrics),
+        contents = metrics.to_dict()
+        save_artifact(run.output_dir, final.model, run.tokenizer, cfg, contents, model_card(cfg, metrics),
                       adapter_dir=final.adapter_dir, weights=cfg.model.lora_merge or final.adapter_dir is None,
                       write_extras=partial(write_extras, mistakes=evaluation.mistakes, report=cfg.report,
                                            out=run.output_dir))
-        return TrainResult(run.output_dir, metrics)
+        return TrainResult(run.output_dir, contents)
 
     def cleanup(self, run: PreparedRun) -> None:
         """Checkpoints are only for resuming; a finished run keeps just the artifact."""
@@ -276,25 +278,23 @@ def throughput(run: PreparedRun, stats: dict) -> dict:
             "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
 
 
-def run_metrics(run: PreparedRun, fit: FitResult, reports: dict[str, dict]) -> dict:
+def run_metrics(run: PreparedRun, fit: FitResult, reports: dict[str, SplitScores]) -> RunMetrics:
     """The contents of metrics.json, from what the run prepared, trained and finally scored."""
-    data = run.data
-    metrics = {
-        "finetext_version": __version__,
-        "label_names": data.label_names,
-        "data": {"source": data.source, **{k: len(v) for k, v in data.splits.items()}},
-        "parameters": run.parameters,
-        "train": fit.stats,
-        "history": fit.history,
-        "loss_log": fit.loss_log,
-        "best": fit.best,
-        "final": {"validation": reports["validation"]},
-    }
-    if "test" in reports:
-        metrics["test"] = reports["test"]
-    if run.objective.class_weights:
-        metrics["class_weights"] = dict(zip(data.label_names, run.objective.class_weights, strict=True))
-    return metrics
+    data, weights = run.data, run.objective.class_weights
+    return RunMetrics(
+        finetext_version=__version__,
+        label_names=data.label_names,
+        multi_label=data.multi_label,
+        data=DataSummary(data.source, {k: len(v) for k, v in data.splits.items()}),
+        parameters=ParameterCounts(**run.parameters),
+        train=TrainStats(**fit.stats),
+        history=fit.history,
+        loss_log=fit.loss_log,
+        best=fit.best,
+        final_validation=reports["validation"],
+        test=reports.get("test"),
+        class_weights=dict(zip(data.label_names, weights, strict=True)) if weights else None,
+    )
 
 
 def write_extras(staging: Path, mistakes: dict[str, list[dict]], report: bool, out: Path) -> None:

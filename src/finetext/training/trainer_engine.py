@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from finetext.config import TrainingConfig
+from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
 from finetext.training.fit import FitResult, PreparedRun, kept_entry
 from finetext.training.objective import Objective
 from finetext.training.stopwatch import Stopwatch
@@ -201,7 +202,7 @@ class TrainerEngine:
         return trainer
 
 
-def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[dict]:
+def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[HistoryEntry]:
     """One entry per evaluation: epoch, step, mean training loss since the previous one, training time so far
     (evaluations excluded; this session's only, for a resumed run), validation metrics."""
     history, losses = [], []
@@ -211,21 +212,20 @@ def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | 
         elif "eval_loss" in entry:
             validation = {k.removeprefix("eval_"): round(v, 5) for k, v in entry.items()
                           if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
-            if "num_examples" in validation:
-                validation["num_examples"] = int(validation["num_examples"])
-            history.append({
-                "epoch": round(entry.get("epoch", 0.0), 3),
-                "step": entry.get("step"),
-                "train_loss": round(float(np.mean(losses)), 5) if losses else None,
-                "train_seconds": (train_seconds or {}).get(entry.get("step")),
-                "validation": validation,
-            })
+            validation["num_examples"] = int(validation["num_examples"])
+            history.append(HistoryEntry(
+                epoch=round(entry.get("epoch", 0.0), 3),
+                step=entry.get("step"),
+                train_loss=round(float(np.mean(losses)), 5) if losses else None,
+                train_seconds=(train_seconds or {}).get(entry.get("step")),
+                validation=SplitScores(**validation),
+            ))
             losses = []
     return history
 
 
-def loss_log_from(log_history: list[dict]) -> list[dict]:
-    """The Trainer's training-loss lines (every logging_steps) in the native engine's shape."""
-    return [{"step": entry["step"], "epoch": round(entry.get("epoch", 0.0), 3), "loss": round(entry["loss"], 5),
-             "learning_rate": entry.get("learning_rate")}
+def loss_log_from(log_history: list[dict]) -> list[LossLogEntry]:
+    """The Trainer's training-loss lines (every logging_steps), as the native engine records them."""
+    return [LossLogEntry(step=entry["step"], epoch=round(entry.get("epoch", 0.0), 3), loss=round(entry["loss"], 5),
+                         learning_rate=entry.get("learning_rate"))
             for entry in log_history if "loss" in entry and "eval_loss" not in entry]
