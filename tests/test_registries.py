@@ -16,6 +16,7 @@ from finetext.cli import build_parser
 from finetext.comparison import parse_strategies
 from finetext.config import config_from_flat, docs_markdown
 from finetext.errors import FinetextError
+from finetext.evaluation.run_metrics import HistoryEntry, SplitScores
 from finetext.models.strategies import STRATEGIES
 from finetext.models.strategies.base import Strategy, refuse_random_weights
 from finetext.training.engines import ENGINES, EngineSpec
@@ -123,11 +124,11 @@ class PlainLoop:
             batches = list(DataLoader(run.encoded_validation, batch_size=cfg.eval_batch_size, collate_fn=collate))
             logits = torch.cat([model(**{k: v for k, v in b.items() if k != "labels"}).logits for b in batches])
             labels = torch.cat([b["labels"] for b in batches])
-        validation = {"loss": run.objective.loss(logits, labels).item(),
-                      **run.objective.metrics(logits.numpy(), labels.numpy()), "num_examples": len(labels)}
-        entry = {"epoch": 1.0, "step": len(losses), "train_loss": sum(losses) / len(losses),
-                 "train_seconds": round(train_seconds, 2), "validation": validation}
-        stats = {"train_runtime_s": round(watch.elapsed(), 2), "train_loss": entry["train_loss"],
+        validation = SplitScores(loss=run.objective.loss(logits, labels).item(), num_examples=len(labels),
+                                 **run.objective.metrics(logits.numpy(), labels.numpy()))
+        entry = HistoryEntry(epoch=1.0, step=len(losses), train_loss=sum(losses) / len(losses),
+                             train_seconds=round(train_seconds, 2), validation=validation)
+        stats = {"train_runtime_s": round(watch.elapsed(), 2), "train_loss": entry.train_loss,
                  "global_steps": len(losses), "epochs_completed": 1.0, "num_processes": 1}
         return FitResult(model, [entry], entry, stats, [])
 
