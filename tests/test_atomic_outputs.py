@@ -3,7 +3,7 @@ new one complete: never half of one (as tests/test_atomic_artifacts.py checks fo
 
 Each child process replaces an existing output and is SIGKILLed at a chosen point of the write. The export's
 child copies a prepared export into the staging folder instead of converting the model again (the ONNX
-conversion takes seconds and is not what is tested here); everything else is export_onnx's own path. Predict's
+conversion takes seconds and is not what is tested here); everything else is export_model's own path. Predict's
 output file is written by data.files.write_table: one child runs predict_file, the others (quick: no model)
 write_table itself, for several formats and moments."""
 
@@ -83,7 +83,7 @@ from finetext.inference import export
 
 source, prepared, out = map(Path, sys.argv[2:5])
 
-def copy_prepared(clf, source, staging, quantize, opset):
+def copy_prepared(chosen, clf, source, staging, quantize, opset):
     for item in prepared.iterdir():
         if item.name != export.EXPORT_INFO:
             shutil.copy(item, staging / item.name)
@@ -92,7 +92,7 @@ def copy_prepared(clf, source, staging, quantize, opset):
     export.write_json(staging / export.EXPORT_INFO, {"format": "onnx", "new": True})
 
 export._write_export = copy_prepared
-export.export_onnx(source, out, overwrite=True)
+export.export_model(source, out, overwrite=True)
 print("exported")
 """
 

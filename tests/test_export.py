@@ -200,3 +200,27 @@ def test_export_errors_are_one_line_and_exit_2(case, sst2_model, fp32_dir, tmp_p
     assert len(errors) == 1 and message.format(**paths) in errors[0], err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
     assert (tmp_path / "full" / "model.onnx").read_text() == "someone else's file"
+
+
+def write_weights(clf, staging, quantize, opset):
+    """A toy export format: the PyTorch weights again (what a real one writes is its own model files)."""
+    clf.model.save_pretrained(staging)
+    return {"files": ["model.safetensors"]}
+
+
+def test_a_new_export_format_is_one_function_and_one_registration(sst2_model, tmp_path, monkeypatch, capsys):
+    from finetext.inference.export_formats import EXPORT_FORMATS, ExportFormat
+
+    monkeypatch.setitem(EXPORT_FORMATS, "weights", ExportFormat("weights", "the PyTorch weights again",
+                                                                f"{__name__}:write_weights", backend="pytorch"))
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "weights: the PyTorch weights again" in " ".join(capsys.readouterr().out.split())
+    assert main(["export", str(sst2_model), "--format", "weights", "--output-dir", str(tmp_path / "out")]) == 0
+    assert "weights model (fp32) written to" in capsys.readouterr().out
+    info = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert info["format"] == "weights" and info["files"] == ["model.safetensors"]
+    assert info["max_probability_difference"] == 0.0  # checked through the format's backend
+    assert finetext.predict(tmp_path / "out", ["a gem"])[0]["label"] in {"negative", "positive"}
+    with pytest.raises(FinetextError, match=r"unknown --quantize value 'int8'; valid values: none"):
+        finetext.export(sst2_model, tmp_path / "q", format="weights", quantize="int8")

@@ -37,3 +37,15 @@ def test_confusion_matrix_keeps_classes_never_predicted():
 def test_softmax_rows_sum_to_one_and_are_stable():
     probs = softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]]))
     assert np.allclose(probs, [[0.5, 0.5], [0.25, 0.75]])
+
+
+def test_one_sided_evaluations_score_without_sklearn_warnings():
+    import warnings
+
+    from finetext.evaluation.metrics import full_report, multilabel_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning reaching the user fails the test
+        report = full_report(np.zeros(6, dtype=int), np.zeros(6, dtype=int), ["neg", "pos"])
+        multilabel_metrics(np.zeros((4, 3)), np.zeros((4, 3)))
+    assert report.accuracy == 1.0 and report.f1 == 0.0 and report.mcc == 0.0

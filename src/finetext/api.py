@@ -14,6 +14,7 @@ from finetext.data.files import read_table, write_table
 from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier, LoadOptions
+from finetext.inference.export_formats import DEFAULT_FORMAT
 from finetext.inference.loader import load_classifier, load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.inference.score import SplitEvaluation, evaluate_frame
@@ -131,18 +132,18 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     return write_table(result, Path(output_path))
 
 
-def export(model_dir: str | Path, output_dir: str | Path, format: str = "onnx", quantize: str | None = None,
+def export(model_dir: str | Path, output_dir: str | Path, format: str = DEFAULT_FORMAT, quantize: str | None = None,
            overwrite: bool = False, opset: int | None = None) -> Path:
-    """Export a trained model to ``output_dir`` for onnxruntime; returns output_dir.
+    """Export a trained model to ``output_dir`` in ``format`` (finetext.inference.export_formats.EXPORT_FORMATS;
+    "onnx": a graph for onnxruntime); returns output_dir.
 
     ``quantize="int8"`` stores int8 weights (dynamic quantization). The directory loads like a training run's
-    in predict, predict_file and evaluate; export.json records the largest probability difference from the
-    PyTorch model measured on a few probe texts.
+    in predict, predict_file, evaluate and serve; export.json records the largest probability difference from
+    the PyTorch model measured on a few probe texts.
     """
-    from finetext.inference.export import check_choices, export_onnx
+    from finetext.inference.export import export_model
 
-    check_choices(format, quantize)
-    return export_onnx(model_dir, output_dir, quantize=quantize, opset=opset, overwrite=overwrite)
+    return export_model(model_dir, output_dir, format=format, quantize=quantize, opset=opset, overwrite=overwrite)
 
 
 def report(model_dir: str | Path) -> Path:

@@ -29,6 +29,7 @@ from finetext.config import (
 )
 from finetext.errors import FinetextError
 from finetext.evaluation.run_metrics import RunMetrics
+from finetext.inference.export_formats import DEFAULT_FORMAT, EXPORT_FORMATS
 from finetext.models.strategies import STRATEGIES
 from finetext.serving.settings import ServeConfig
 
@@ -129,15 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
+    formats = "; ".join(f"{f.name}: {f.description}" for f in EXPORT_FORMATS.values())
     export = commands.add_parser(
-        "export", help="export a trained model to ONNX for onnxruntime",
-        description="Write MODEL_DIR as OUTPUT_DIR/model.onnx with its tokenizer, label names and export.json "
-        "(versions and the largest probability difference from PyTorch). finetext predict and evaluate load "
-        "the exported directory like a training run's.")
+        "export", help="export a trained model for another runtime (ONNX)",
+        description="Write MODEL_DIR in another format to OUTPUT_DIR, with its tokenizer, label names and "
+        "export.json (versions and the largest probability difference from PyTorch). finetext predict, evaluate "
+        "and serve load the exported directory like a training run's.")
     export.add_argument("model_dir", help="output directory of a training run")
-    export.add_argument("--format", default="onnx", help="export format: onnx (the default and only one)")
-    export.add_argument("--quantize", help="int8: dynamic quantization, int8 weights (smaller and faster on "
-                        "CPUs; probabilities shift slightly); default: fp32 weights")
+    export.add_argument("--format", default=DEFAULT_FORMAT, help=f"export format ({formats}); default: "
+                        f"{DEFAULT_FORMAT}")
+    export.add_argument("--quantize", help="int8 (onnx): dynamic quantization, int8 weights (smaller, and faster on "
+                        "some CPUs; probabilities shift by up to 0.15); default: fp32 weights")
     export.add_argument("--output-dir", required=True, help="directory to write the exported model to")
     export.add_argument("--overwrite", action="store_true", help="replace --output-dir when it is not empty")
 
@@ -297,7 +300,8 @@ def run_export(args: argparse.Namespace) -> int:
     out = export(args.model_dir, args.output_dir, format=args.format, quantize=args.quantize,
                  overwrite=args.overwrite)
     info = json.loads((out / EXPORT_INFO).read_text(encoding="utf-8"))
-    print(f"{info['format']} model ({info['quantize'] or 'fp32'}, opset {info['opset']}) written to {out}; "
+    opset = f", opset {info['opset']}" if "opset" in info else ""
+    print(f"{info['format']} model ({info['quantize'] or 'fp32'}{opset}) written to {out}; "
           f"max probability difference from PyTorch on {info['probe_texts']} probe texts: "
           f"{info['max_probability_difference']:.2e}")
     return 0

@@ -7,6 +7,9 @@ Multi-label: subset accuracy (every label of an example right), micro F1/precisi
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -19,7 +22,22 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from finetext.config import DataConfig
 from finetext.evaluation.run_metrics import MULTI_LABEL_AVERAGE, ConfusionMatrix, SplitScores
+
+
+def quiet(metric_function):
+    """scikit-learn warns when a metric is undefined on a small or one-sided evaluation ("A single label was
+    found", UndefinedMetricWarning, MCC's 0/0): the scores below say what they are (zero_division=0, MCC 0), so
+    the warning is noise to the user of a training run."""
+    @functools.wraps(metric_function)
+    def without_warnings(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # UndefinedMetricWarning is one
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return metric_function(*args, **kwargs)
+
+    return without_warnings
 
 
 def f1_average(num_labels: int) -> str:
@@ -27,6 +45,7 @@ def f1_average(num_labels: int) -> str:
     return "binary" if num_labels == 2 else "macro"
 
 
+@quiet
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> dict[str, float]:
     """Scalar metrics: accuracy, F1, precision, recall, MCC."""
     average = f1_average(num_labels)
@@ -42,6 +61,7 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_labe
     }
 
 
+@quiet
 def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
     """Scalar metrics of 0/1 label matrices (examples x labels)."""
     labels, predictions = labels.astype(int), predictions.astype(int)
@@ -56,7 +76,7 @@ def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str,
     }
 
 
-def predictions_of(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
+def predictions_of(logits: np.ndarray, multi_label: bool, threshold: float = DataConfig.threshold) -> np.ndarray:
     """Class ids (argmax), or multi-label 0/1 decisions (sigmoid >= threshold)."""
     if multi_label:
         return (sigmoid(logits) >= threshold).astype(int)
@@ -64,15 +84,16 @@ def predictions_of(logits: np.ndarray, multi_label: bool, threshold: float = 0.5
 
 
 def scalar_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int, multi_label: bool = False,
-                   threshold: float = 0.5) -> dict[str, float]:
+                   threshold: float = DataConfig.threshold) -> dict[str, float]:
     predictions = predictions_of(logits, multi_label, threshold)
     if multi_label:
         return multilabel_metrics(labels, predictions)
     return classification_metrics(labels, predictions, num_labels)
 
 
+@quiet
 def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list[str], multi_label: bool = False,
-                       threshold: float = 0.5) -> SplitScores:
+                       threshold: float = DataConfig.threshold) -> SplitScores:
     if not multi_label:
         return full_report(labels, logits.argmax(axis=-1), label_names)
     predictions = predictions_of(logits, True, threshold)
@@ -83,6 +104,7 @@ def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list
                        confusion_matrix=ConfusionMatrix(list(label_names), matrices))
 
 
+@quiet
 def full_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> SplitScores:
     """Scalar metrics plus the confusion matrix (rows: true label, columns: predicted) and support."""
     num_labels = len(label_names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from finetext.config import DataConfig
 from finetext.data.sources import label_array
 from finetext.evaluation.metrics import sigmoid, softmax
 
@@ -12,7 +13,7 @@ MAX_TEXT_CHARS = 2000
 
 
 def confident_mistakes(frame: pd.DataFrame, logits: np.ndarray, label_names: list[str], multi_label: bool,
-                       threshold: float = 0.5, limit: int = 20) -> list[dict]:
+                       threshold: float = DataConfig.threshold, limit: int = 20) -> list[dict]:
     """The wrong predictions with the highest predicted probability, most confident first.
 
     ``frame`` is a clean split (text, optional text_pair, label) in the order of ``logits``. Each record has

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
+from finetext.config import DataConfig
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import scalar_metrics
 
@@ -21,7 +22,7 @@ log = logging.getLogger("finetext")
 class Objective:
     label_names: list[str]
     multi_label: bool = False
-    threshold: float = 0.5
+    threshold: float = DataConfig.threshold
     class_weights: list[float] | None = None
     """Per class (single-label) or per label positive weight (multi-label); None: unweighted."""
     _weight: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
