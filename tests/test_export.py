@@ -220,7 +220,7 @@ def test_a_new_export_format_is_one_function_and_one_registration(sst2_model, tm
     assert "weights model (fp32) written to" in capsys.readouterr().out
     info = json.loads((tmp_path / "out" / "export.json").read_text())
     assert info["format"] == "weights" and info["files"] == ["model.safetensors"]
-    assert info["max_probability_difference"] == 0.0  # checked through the format's backend
+    assert info["max_probability_difference"] < 1e-5  # checked through the format's backend (same weights)
     assert finetext.predict(tmp_path / "out", ["a gem"])[0]["label"] in {"negative", "positive"}
     with pytest.raises(FinetextError, match=r"unknown --quantize value 'int8'; valid values: none"):
         finetext.export(sst2_model, tmp_path / "q", format="weights", quantize="int8")
