@@ -18,9 +18,11 @@ from finetext.inference.export_formats import DEFAULT_FORMAT
 from finetext.inference.loader import load_classifier, load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.inference.score import SplitEvaluation, evaluate_frame
+from finetext.library_output import without_library_bars
 from finetext.training.run import TrainingRun, TrainResult
 
 
+@without_library_bars
 def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any) -> TrainResult:
     """Fine-tune a model; ``config`` is a TrainConfig, a dict (flat or sectioned) or a YAML path.
 
@@ -58,6 +60,7 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
                           trust_remote_code=trust_remote_code, **data_options).to_dict()
 
 
+@without_library_bars
 def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
                    trust_remote_code: bool = False, **data_options: Any) -> SplitEvaluation:
     """The split scored, its data source, whether the model is multi-label, and its scores.
@@ -86,6 +89,7 @@ def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_siz
     return SplitEvaluation(chosen, data.source, clf.multi_label, report)
 
 
+@without_library_bars
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
             batch_size: int = 32, progress: bool = False, precision: str = "auto",
             trust_remote_code: bool = False) -> list[dict]:
@@ -104,6 +108,7 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
     return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
 
 
+@without_library_bars
 def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 32,
                  progress: bool = True, precision: str = "auto", trust_remote_code: bool = False) -> Path:
@@ -132,6 +137,7 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     return write_table(result, Path(output_path))
 
 
+@without_library_bars
 def export(model_dir: str | Path, output_dir: str | Path, format: str = DEFAULT_FORMAT, quantize: str | None = None,
            overwrite: bool = False, opset: int | None = None) -> Path:
     """Export a trained model to ``output_dir`` in ``format`` (finetext.inference.export_formats.EXPORT_FORMATS;
@@ -154,6 +160,7 @@ def report(model_dir: str | Path) -> Path:
     return write_report(check_finished_run(model_dir))
 
 
+@without_library_bars
 def serve(model_dir: str | Path, **settings: Any) -> None:
     """Serve model_dir over HTTP until interrupted; ``settings`` are ServeConfig fields (host, port,
     max_batch_size, max_texts, ...). ``finetext.serving.app.create_app`` gives the app without running it."""

@@ -339,12 +339,7 @@ def setup_logging(quiet: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # per-file download/load bars; training and prediction keep theirs
-    if quiet:
-        import datasets
-
-        datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()  # (their progress bars are off inside every finetext.api call)
 
 
 COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,

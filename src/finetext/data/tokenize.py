@@ -7,9 +7,6 @@ import json
 import logging
 import os
 import shutil
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
@@ -18,6 +15,7 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from finetext.data.sources import is_label_set
+from finetext.library_output import library_bars_off
 from finetext.storage import staged_folder
 from finetext.version import __version__
 
@@ -47,7 +45,7 @@ def tokenize_split(df: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_len
     folder = cache_dir() / cache_key(df, tokenizer, max_length, padding)
     if (folder / "dataset_info.json").is_file():
         try:
-            with _quiet_datasets():
+            with library_bars_off():
                 return datasets.load_from_disk(str(folder))
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt, never fatal
             log.warning("tokenization cache entry %s is unreadable (%s); tokenizing again", folder, exc)
@@ -102,26 +100,8 @@ def _store(encoded: datasets.Dataset, folder: Path) -> None:
     """Staged and renamed into place (finetext.storage): a reader never sees a half-written entry. Failing to
     cache (read-only home, full disk) only costs the next run a tokenization."""
     try:
-        with staged_folder(folder) as staging, _quiet_datasets():
+        with staged_folder(folder) as staging, library_bars_off():
             encoded.save_to_disk(str(staging))
     except OSError as exc:
         if not folder.is_dir():  # else another process (data-parallel run) stored the same entry first
             log.warning("could not cache the tokenized split in %s: %s", folder.parent, exc)
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """datasets' own bars ("Saving the dataset", "Loading dataset from disk") say nothing to the user: off
-    around the cache's calls only, then as they were."""
-    was_enabled = datasets.is_progress_bar_enabled()
-    _switch_datasets_bars(False)
-    try:
-        yield
-    finally:
-        _switch_datasets_bars(was_enabled)
-
-
-def _switch_datasets_bars(on: bool) -> None:
-    with warnings.catch_warnings():  # datasets warns when HF_DATASETS_DISABLE_PROGRESS_BARS overrides the switch
-        warnings.simplefilter("ignore")
-        (datasets.enable_progress_bars if on else datasets.disable_progress_bars)()
