@@ -339,7 +339,10 @@ def setup_logging(quiet: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # (their progress bars are off inside every finetext.api call)
+    hf_logging.set_verbosity_error()
+    from finetext.library_output import set_library_bars
+
+    set_library_bars(False)  # for the whole command (train runs TrainingRun itself, not through finetext.api)
 
 
 COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,

@@ -20,14 +20,19 @@ def library_bars_off() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     transformers_bars, datasets_bars = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    _switch_datasets_bars(False)
+    set_library_bars(False)
     try:
         yield
     finally:
-        if transformers_bars:
-            hf_logging.enable_progress_bar()
-        _switch_datasets_bars(datasets_bars)
+        set_library_bars(transformers_bars, datasets_bars)
+
+
+def set_library_bars(transformers_on: bool, datasets_on: bool | None = None) -> None:
+    """Switch both libraries' bars (the CLI turns them off for the whole command)."""
+    from transformers.utils import logging as hf_logging
+
+    (hf_logging.enable_progress_bar if transformers_on else hf_logging.disable_progress_bar)()
+    _switch_datasets_bars(transformers_on if datasets_on is None else datasets_on)
 
 
 def without_library_bars(function: Callable[P, R]) -> Callable[P, R]:
