@@ -20,6 +20,9 @@ from finetext.artifacts import prepare_output_dir
 from finetext.config import config_from_flat
 from finetext.errors import FinetextError
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 TEXTS = ["a gripping, beautifully acted film", "a dull and lifeless mess"]
 
 CHILD = r"""

@@ -26,6 +26,9 @@ from finetext.api import predict_file
 from finetext.data.files import read_table, write_table
 from finetext.storage import remove_stale_staging
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 TEXTS = ["a gripping, beautifully acted film", "a dull and lifeless mess"]
 
 KILL = r"""

@@ -13,6 +13,9 @@ from finetext.config import config_from_flat
 from finetext.errors import FinetextError
 from finetext.training.objective import Objective, resolve_class_weights
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 NAMES = ["neg", "neu", "pos"]
 
 

@@ -64,6 +64,7 @@ def test_evaluate_and_predict_errors(files, capsys):
     assert "holds no trained model (config.json missing)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_process_prints_one_line_without_traceback(files):
     result = subprocess.run([sys.executable, "-m", "finetext", "train", "--train-file", str(files / "nope.csv")],
                             capture_output=True, text=True, timeout=300)

@@ -8,6 +8,9 @@ import yaml
 
 from finetext.cli import main
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def comparison(tiny_model, tmp_path_factory, data_dir):

@@ -2,9 +2,13 @@
 
 import json
 
+import pytest
 from transformers import pipeline
 
 import finetext
+
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
 
 
 def test_default_model_offline_on_a_real_pair_subset(tmp_path):

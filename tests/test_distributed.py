@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ARTIFACT_FILES
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent
 
 

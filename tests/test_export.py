@@ -16,6 +16,9 @@ from finetext.errors import FinetextError
 from finetext.inference.loader import load_classifier_dir
 from finetext.inference.onnx_runtime import OnnxSequenceClassifier
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 # int8's tolerance on every CPU (docs/performance.md): probabilities within 0.15 of fp32's, and the same label
 # for every text whose fp32 probability is at least 0.1 from the decision boundary.
 INT8_MAX_PROBABILITY_SHIFT = 0.15

@@ -17,6 +17,9 @@ from finetext.errors import FinetextError
 from finetext.evaluation.metrics import report_from_logits
 from finetext.evaluation.run_metrics import read_run_metrics
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 TOPICS = {"sports": ["match", "goal", "team"], "politics": ["vote", "election", "senate"],
           "tech": ["software", "chip", "phone"]}
 

@@ -9,6 +9,9 @@ from conftest import ARTIFACT_FILES, tiny_run, without_timing
 import finetext
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def both_engines(tiny_model, tmp_path_factory, data_dir):

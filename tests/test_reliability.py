@@ -23,6 +23,9 @@ from finetext.errors import FinetextError
 from finetext.training import checkpoint as ckpt
 from finetext.training import run as run_module
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 # sst5 rather than sst2: the same kind of data, and its test split has labels, so test metrics are compared too.
 DATA = {"dataset": "sst5", "epochs": 1, "report": False}
 

@@ -18,6 +18,9 @@ from finetext.evaluation.mistakes import MAX_TEXT_CHARS, confident_mistakes
 from finetext.evaluation.report import write_report
 from finetext.evaluation.report_browser import CHROMIUM, check_page
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 SCREENSHOT = REPO / "tests" / "output" / "report.png"
 HEADINGS = ["Overview", "Headline metrics", "Training curves", "Confusion matrix",
             "Per-class precision, recall and F1", "Most confident mistakes", "Configuration"]

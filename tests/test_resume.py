@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import without_timing
 from safetensors.torch import load_file
 
 from finetext.cli import main
 from finetext.training import checkpoint as ckpt
+
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
 
 STEPS_PER_EPOCH = 150  # 1,200 pairs / batch 8
 

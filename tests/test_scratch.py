@@ -21,6 +21,9 @@ from finetext.models.strategies import apply_strategy, parameter_counts
 from finetext.models.strategies.lora import lora_targets
 from finetext.models.transfer import load_for_transfer
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 WIDTH = 16
 TINY = {"model": "scratch", "scratch_width": WIDTH, "scratch_heads": 2, "scratch_layers": 1,
         "scratch_vocab_size": 20_000}

@@ -19,6 +19,9 @@ from finetext.serving.app import create_app
 from finetext.serving.load import BAD_REQUESTS, oversized_body_status, run_load, wait_until_healthy
 from finetext.serving.settings import ServeConfig
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def single_dir(tiny_model, tmp_path_factory) -> str:

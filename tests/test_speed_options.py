@@ -114,6 +114,7 @@ def autocast_seen(monkeypatch) -> list[bool]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("dataset", "native_bf16", "expected"), [
     ("imdb", True, "bf16"),    # 16 reviews x 64 tokens = 1,024 tokens per batch, on a CPU with native bf16
     ("imdb", False, "fp32"),   # the same batches where bf16 is only emulated (slower than fp32)
@@ -130,6 +131,7 @@ def test_precision_auto_trains_in_what_the_hardware_and_batches_favour(wide_mode
     assert seen and set(seen) == {expected == "bf16"}  # and every training step really ran that way
 
 
+@pytest.mark.slow
 def test_an_explicit_precision_is_kept_and_train_seconds_are_recorded(tiny_model, tmp_path):
     result = finetext.train(tiny_run(tiny_model, tmp_path / "run", dataset="sst2", epochs=1, precision="fp32"))
     saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())

@@ -13,6 +13,9 @@ from finetext.config import ModelConfig
 from finetext.errors import FinetextError
 from finetext.models.strategies import apply_strategy, parameter_counts
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 HIDDEN, LAYERS, FFN, LABELS = 32, 3, 64, 2
 
 

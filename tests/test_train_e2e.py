@@ -15,6 +15,9 @@ from finetext.data.sources import load_labelled_data
 from finetext.errors import FinetextError
 from finetext.evaluation.run_metrics import read_run_metrics
 
+# Every test here trains, exports or starts processes (seconds to minutes each): make test-fast skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def sst2_run(tiny_model, tmp_path_factory, data_dir):
