@@ -18,7 +18,8 @@ TIMING = {"train_seconds", "train_runtime_s", "wall_time_s", "train_samples_per_
 
 def flat(value, path: str = "") -> dict[str, object]:
     if isinstance(value, dict):
-        return {k: v for key, item in value.items() if key not in TIMING for k, v in flat(item, f"{path}.{key}").items()}
+        kept = {key: item for key, item in value.items() if key not in TIMING}
+        return {k: v for key, item in kept.items() for k, v in flat(item, f"{path}.{key}").items()}
     if isinstance(value, list):
         return {k: v for i, item in enumerate(value) for k, v in flat(item, f"{path}[{i}]").items()}
     return {path or ".": value}
