@@ -177,10 +177,17 @@ def test_interrupted_run_leaves_no_finished_artifact(tiny_model, tmp_path, monke
 def test_library_progress_bars_stay_out_of_a_run(tiny_model, tmp_path, capfd):
     """transformers' "Loading weights"/"Writing model shards" and datasets' "Saving the dataset" bars say
     nothing to the user; finetext's own bars (quiet here) are the only ones a run draws."""
-    run = finetext.train(tiny_run(tiny_model, tmp_path / "run", dataset="sst2", epochs=1, report=False))
-    finetext.predict(run.output_dir, ["a fine film"])
-    err = capfd.readouterr().err
-    assert not [bar for bar in ("Loading weights", "Writing model shards", "Saving the dataset", "Map") if bar in err]
     from transformers.utils import logging as hf_logging
 
-    assert hf_logging.is_progress_bar_enabled()  # switched back on after the call
+    from finetext.library_output import set_library_bars
+
+    set_library_bars(True)  # as in a user's process (a CLI test earlier in this one turned them off)
+    try:
+        run = finetext.train(tiny_run(tiny_model, tmp_path / "run", dataset="sst2", epochs=1, report=False))
+        finetext.predict(run.output_dir, ["a fine film"])
+        err = capfd.readouterr().err
+        assert not [bar for bar in ("Loading weights", "Writing model shards", "Saving the dataset", "Map")
+                    if bar in err]
+        assert hf_logging.is_progress_bar_enabled()  # switched back on after each call
+    finally:
+        set_library_bars(False)

@@ -83,12 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="finetext", description="Fine-tune pretrained models for text classification.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+    for add_command in (add_train_command, add_compare_command, add_config_command, add_evaluate_command,
+                        add_predict_command, add_export_command, add_report_command, add_serve_command):
+        add_command(commands)
+    return parser
 
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    """finetext train [CONFIG] [flags]."""
     train = commands.add_parser("train", help="fine-tune a model", description="Fine-tune a model. "
                                 "Flags override the values of CONFIG (YAML, flat or in data/model/training sections).")
     train.add_argument("config", nargs="?", help="YAML config file")
     add_config_flags(train)
 
+
+def add_compare_command(commands: argparse._SubParsersAction) -> None:
+    """finetext compare: one run per strategy."""
     compare = commands.add_parser(
         "compare", help="train one model per strategy and compare them",
         description="Train the same data, model and seed with each strategy (one after the other) and write "
@@ -98,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{','.join(STRATEGIES)})")
     add_config_flags(compare, set(leaf_fields()) - {"strategy", "resume"})
 
+
+def add_config_command(commands: argparse._SubParsersAction) -> None:
+    """finetext config: the resolved config, or the reference with --docs."""
     show = commands.add_parser("config", help="print the resolved config, or the reference with --docs")
     show.add_argument("config", nargs="?", help="YAML config file")
     show.add_argument("--docs", action="store_true", help="print the configuration reference (Markdown)")
     add_config_flags(show)
 
+
+def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    """finetext evaluate MODEL_DIR."""
     evaluate = commands.add_parser("evaluate", help="score a trained model on labelled data")
     evaluate.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_config_flags(evaluate, {"dataset", "data_dir", "test_file", "validation_file", "text_column",
@@ -114,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
+
+def add_predict_command(commands: argparse._SubParsersAction) -> None:
+    """finetext predict MODEL_DIR TEXTS, or --input FILE."""
     predict = commands.add_parser("predict", help="predict labels for texts or a file")
     predict.add_argument("model_dir", help="output directory of a training run or of finetext export")
     predict.add_argument("texts", nargs="*", help="texts to classify")
@@ -130,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
+
+def add_export_command(commands: argparse._SubParsersAction) -> None:
+    """finetext export MODEL_DIR --output-dir DIR."""
     formats = "; ".join(f"{f.name}: {f.description}" for f in EXPORT_FORMATS.values())
     export = commands.add_parser(
         "export", help="export a trained model for another runtime (ONNX)",
@@ -144,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output-dir", required=True, help="directory to write the exported model to")
     export.add_argument("--overwrite", action="store_true", help="replace --output-dir when it is not empty")
 
+
+def add_report_command(commands: argparse._SubParsersAction) -> None:
+    """finetext report MODEL_DIR."""
     report = commands.add_parser(
         "report", help="write report.html for a training run",
         description="Write MODEL_DIR/report.html, one self-contained page (charts embedded, also saved in "
@@ -151,13 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         "confident mistakes and the configuration. finetext train writes it too (unless --no-report).")
     report.add_argument("model_dir", help="output directory of a finished training run")
 
+
+def add_serve_command(commands: argparse._SubParsersAction) -> None:
+    """finetext serve MODEL_DIR."""
     serve = commands.add_parser(
         "serve", help="serve a trained model over HTTP (FastAPI)",
         description="Serve MODEL_DIR: POST /predict ({\"texts\": [...]} or {\"text\": \"...\"}), GET /health, "
         "GET /info, GET /openapi.json. Concurrent requests are batched together; inputs are bounded.")
     serve.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_dataclass_flags(serve, ServeConfig)
-    return parser
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:

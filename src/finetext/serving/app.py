@@ -134,7 +134,6 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
     batcher = Batcher(predictor(clf, cfg.max_batch_size), cfg.max_batch_size, cfg.max_wait_ms / 1000,
                       cfg.max_pending_texts)
     info = model_info(model_dir, clf, cfg)
-    predict_request = request_model(cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -146,7 +145,13 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
                   description=f"Text classification with {info['model']} ({', '.join(clf.label_names)}).")
     app.add_middleware(RequestGuard, max_body_bytes=cfg.max_body_bytes)
     app.state.batcher = batcher
+    add_error_handlers(app)
+    add_routes(app, clf, cfg, batcher, info)
+    return app
 
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure as {"detail": one line}; a 500 never carries a traceback."""
     @app.exception_handler(RequestValidationError)
     async def refuse(request, exc: RequestValidationError) -> JSONResponse:
         return error(*validation_message(exc))
@@ -155,6 +160,11 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
     async def internal(request, exc: Exception) -> JSONResponse:
         log.exception("request failed")
         return error(500, f"internal error: {type(exc).__name__}")
+
+
+def add_routes(app: FastAPI, clf: Classifier, cfg: ServeConfig, batcher: Batcher, info: dict[str, Any]) -> None:
+    """GET /health, GET /info and POST /predict (its request schema carries this server's limits)."""
+    predict_request = request_model(cfg)
 
     @app.get("/health", summary="Liveness, and how much work is queued")
     async def health() -> dict[str, Any]:
@@ -183,8 +193,6 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
         except TimeoutError:
             return error(503, f"timed out after {cfg.request_timeout_s:g} s; retry later", {"Retry-After": "5"})
         return results[0] if request.text is not None else results
-
-    return app
 
 
 def serve(model_dir: str, cfg: ServeConfig) -> None:
