@@ -22,3 +22,12 @@ def test_no_module_imports_itself_back_through_others():
 def test_the_cycle_finder_finds_a_cycle():
     shape = load_code_shape()
     assert shape.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_evaluation_and_lower_layers_never_import_inference_or_the_api():
+    graph = load_code_shape().import_graph()
+    upward = {m: sorted(i for i in imported if i.startswith(("finetext.inference", "finetext.serving", "finetext.api")))
+              for m, imported in graph.items()
+              if m.startswith(("finetext.evaluation", "finetext.data", "finetext.config", "finetext.artifacts"))}
+    assert {m: i for m, i in upward.items() if i} == {}
+    assert all("finetext" not in imported for imported in graph.values()), "the package root imports the modules"

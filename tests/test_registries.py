@@ -4,8 +4,6 @@ a new strategy or engine is one module plus one registration (the toy ones below
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +21,6 @@ from finetext.training.engines import ENGINES, EngineSpec
 from finetext.training.fit import FitResult, PreparedRun
 from finetext.training.stopwatch import Stopwatch
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-
 
 def flag_choices(command: str, dest: str) -> list[str]:
     parser = build_parser()._subparsers._group_actions[0].choices[command]
@@ -41,22 +37,6 @@ def test_the_registries_are_the_one_list_of_names():
         assert config_from_flat({"strategy": name}).model.default_learning_rate() == strategy.learning_rate
     with pytest.raises(FinetextError, match="engine must be one of trainer, native; got 'keras'"):
         config_from_flat({"engine": "keras"})
-
-
-def test_reading_the_registries_loads_no_ml_library():
-    """config, the strategies and the engines are read by `finetext --help` and `config --docs`. The package
-    root is stubbed: its own imports are another matter (the lazy CLI)."""
-    code = """
-import sys, types
-package = types.ModuleType("finetext")
-package.__path__ = [sys.argv[1] + "/finetext"]
-sys.modules["finetext"] = package
-import finetext.config
-finetext.config.docs_markdown()
-print(sorted(name for name in ("torch", "transformers", "peft", "sklearn", "accelerate") if name in sys.modules))
-"""
-    out = subprocess.run([sys.executable, "-c", code, str(SRC)], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize(("values", "message"), [

@@ -1,19 +1,16 @@
-"""Cheap to start: the commands that only describe finetext load no ML library, the package root is lazy, and
-the modules import each other in one direction only."""
+"""Cheap to start: the commands that only describe finetext load no ML library, and the package root is lazy
+(the direction of imports between modules: tests/test_layout.py)."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import finetext
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-HEAVY = {"torch", "transformers", "sklearn"}
+HEAVY = {"torch", "transformers", "sklearn", "peft", "accelerate"}  # config and the registries included
 
 
 def imported_modules(args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -61,52 +58,3 @@ def test_every_public_name_resolves():
         assert getattr(finetext, name) is not None
     with pytest.raises(AttributeError, match="no_such_name"):
         finetext.no_such_name  # noqa: B018
-
-
-def module_imports() -> dict[str, set[str]]:
-    """finetext module -> the finetext modules it imports when it is imported (module level; imports inside
-    functions and under `if TYPE_CHECKING:` run later or never, and are deliberate)."""
-    modules = {}
-    for path in (SRC / "finetext").rglob("*.py"):
-        name = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
-    graph = {}
-    for name, path in modules.items():
-        found = set()
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("finetext"):
-                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                          for a in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names if a.name.startswith("finetext")}
-        graph[name] = {m for m in found if m in modules and m != name}
-    return graph
-
-
-def test_no_import_cycle():
-    graph, state, path, cycles = module_imports(), {}, [], []
-
-    def visit(module: str) -> None:
-        state[module] = "open"
-        path.append(module)
-        for imported in sorted(graph[module]):
-            if state.get(imported) == "open":
-                cycles.append(" -> ".join([*path[path.index(imported):], imported]))
-            elif imported not in state:
-                visit(imported)
-        path.pop()
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
-    assert cycles == []
-
-
-def test_evaluation_and_lower_layers_never_import_inference_or_the_api():
-    graph = module_imports()
-    upward = {m: sorted(i for i in imported if i.startswith(("finetext.inference", "finetext.serving", "finetext.api")))
-              for m, imported in graph.items()
-              if m.startswith(("finetext.evaluation", "finetext.data", "finetext.config", "finetext.artifacts"))}
-    assert {m: i for m, i in upward.items() if i} == {}
-    assert all("finetext" not in imported for imported in graph.values()), "the package root imports the modules"
