@@ -91,7 +91,6 @@ def scalar_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int, mult
     return classification_metrics(labels, predictions, num_labels)
 
 
-@quiet
 def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list[str], multi_label: bool = False,
                        threshold: float = DataConfig.threshold) -> SplitScores:
     if not multi_label:
@@ -104,7 +103,6 @@ def report_from_logits(logits: np.ndarray, labels: np.ndarray, label_names: list
                        confusion_matrix=ConfusionMatrix(list(label_names), matrices))
 
 
-@quiet
 def full_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> SplitScores:
     """Scalar metrics plus the confusion matrix (rows: true label, columns: predicted) and support."""
     num_labels = len(label_names)
