@@ -25,6 +25,7 @@ import yaml
 
 from finetext.artifacts import ADAPTER, METRICS
 from finetext.config import TrainConfig, config_from_flat, flatten
+from finetext.data.files import write_table
 from finetext.errors import FinetextError
 from finetext.evaluation.run_metrics import RunMetrics, read_run_metrics
 from finetext.models.strategies import STRATEGIES
@@ -177,7 +178,7 @@ def comparison_table(runs: list[StrategyRun]) -> pd.DataFrame:
 
 
 def write_comparison(out: Path, table: pd.DataFrame, values: dict[str, Any], strategies: list[str]) -> None:
-    write_text(out / CSV, table.to_csv(index=False))
+    write_table(table, out / CSV)
     write_text(out / MARKDOWN, comparison_markdown(table, values, strategies))
     write_chart(table, out / CHART)
 

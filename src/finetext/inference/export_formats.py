@@ -11,12 +11,12 @@ registry without loading torch.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetext.errors import FinetextError
+from finetext.lazy import import_object
 
 if TYPE_CHECKING:
     from finetext.inference.classifier import Classifier
@@ -49,8 +49,7 @@ class ExportFormat:
     """--quantize values this format offers (none: full-precision weights only)."""
 
     def write(self, clf: Classifier, staging: Path, quantize: str | None, opset: int | None) -> dict[str, Any]:
-        module, _, function = self.writer.partition(":")
-        return getattr(importlib.import_module(module), function)(clf, staging, quantize, opset)
+        return import_object(self.writer)(clf, staging, quantize, opset)
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {f.name: f for f in (

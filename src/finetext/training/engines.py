@@ -9,13 +9,13 @@ registry for its engine in one place (`engine_for`).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from finetext.errors import FinetextError
+from finetext.lazy import import_object
 
 if TYPE_CHECKING:
     from finetext.config import TrainingConfig
@@ -57,8 +57,7 @@ class EngineSpec:
         return self.description
 
     def load(self) -> Engine:
-        module, _, name = self.implementation.partition(":")
-        return getattr(importlib.import_module(module), name)()
+        return import_object(self.implementation)()
 
 
 def refuse_save_steps(cfg: TrainingConfig) -> None:
