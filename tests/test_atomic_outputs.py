@@ -66,9 +66,7 @@ def flushed_then(rename):
 real_fsync = storage._fsync_file
 
 point = sys.argv[1]
-if point == "swapping":
-    storage.exchange_folders = die
-elif point == "after_swap":
+if point == "after_swap":
     storage.exchange_folders = exchange_then_die
 elif point == "set_aside":
     storage.exchange_folders = no_exchange_and_die_after_the_first_rename

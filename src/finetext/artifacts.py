@@ -101,6 +101,7 @@ def publish_artifact(staging: Path, out: Path, skip: set[str] | None = None) -> 
     carried = [p for p in out.iterdir() if p.name not in _OWNED | (skip or set()) and not (staging / p.name).exists()
                and not p.name.startswith(STAGING)]
     if staging.parent == out.parent and _carry_over(carried, staging):
+        fsync_folder(staging)  # the links just made: staged_folder sealed the folder before they existed
         keep_mode(staging, out)  # staging becomes out
         if exchange_folders(staging, out):
             fsync_folder(out.parent)

@@ -25,8 +25,9 @@ from finetext.storage import staged_file
 @dataclass(frozen=True)
 class TableFormat:
     """One file format: ``read(path)`` gives the whole table, ``write(frame, path)`` writes it whole (to a
-    staged path: write_table makes it atomic). A reader refuses a file with two columns of the same name
-    (raise DuplicateColumns) rather than let the second one go unused."""
+    staged path: write_table makes it atomic). A reader whose format can hold two columns of the same name
+    (CSV/TSV headers, Parquet schemas) refuses them (raise DuplicateColumns) rather than let one go unused;
+    JSON's parser has already merged a repeated key (docs/decisions.md)."""
 
     name: str  # as error messages call it
     extensions: tuple[str, ...]  # lower case, with the dot

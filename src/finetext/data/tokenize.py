@@ -99,9 +99,10 @@ def tokenizer_definition(tokenizer: PreTrainedTokenizerBase) -> str:
 def _store(encoded: datasets.Dataset, folder: Path) -> None:
     """Staged and renamed into place (finetext.storage): a reader never sees a half-written entry. Failing to
     cache (read-only home, full disk) only costs the next run a tokenization."""
+    if folder.is_dir():  # another process of a data-parallel run stored the same entry meanwhile
+        return
     try:
         with staged_folder(folder) as staging, library_bars_off():
             encoded.save_to_disk(str(staging))
     except OSError as exc:
-        if not folder.is_dir():  # else another process (data-parallel run) stored the same entry first
-            log.warning("could not cache the tokenized split in %s: %s", folder.parent, exc)
+        log.warning("could not cache the tokenized split in %s: %s", folder.parent, exc)

@@ -23,6 +23,7 @@ from finetext.inference.classifier import Classifier
 from finetext.inference.export_formats import DEFAULT_FORMAT, PROBES, ExportFormat, check_choices
 from finetext.inference.loader import load_classifier_dir
 from finetext.inference.predict import predict_logits
+from finetext.model_files import read_json
 from finetext.storage import remove_stale_staging, staged_folder, write_json
 from finetext.version import __version__
 
@@ -35,9 +36,9 @@ def export_model(model_dir: str | Path, output_dir: str | Path, format: str = DE
     chosen = check_choices(format, quantize)
     source = Path(model_dir).expanduser()
     if (source / EXPORT_INFO).is_file():
-        exported = _read_format(source / EXPORT_INFO)
-        raise FinetextError(f"{source} is already an {exported.upper()} export.",
-                            "Pass the output directory of a training run.")
+        exported = read_json(source / EXPORT_INFO, "Export it again with `finetext export`.")
+        kind = f"an {exported['format'].upper()}" if isinstance(exported, dict) and "format" in exported else "an"
+        raise FinetextError(f"{source} is already {kind} export.", "Pass the output directory of a training run.")
     out = Path(output_dir).expanduser()
     remove_stale_staging(out)  # left by a killed export (which may have set the previous one aside)
     _check_output_dir(out, source, overwrite)
@@ -49,13 +50,6 @@ def export_model(model_dir: str | Path, output_dir: str | Path, format: str = DE
         raise FinetextError(f"cannot write the export to {out}: {exc.strerror or exc}.",
                             "Choose a writable --output-dir with free space.") from None
     return out
-
-
-def _read_format(path: Path) -> str:
-    from finetext.model_files import read_json
-
-    info = read_json(path, "Export it again with `finetext export`.")
-    return str(info.get("format", "an")) if isinstance(info, dict) else "an"
 
 
 def _check_output_dir(out: Path, source: Path, overwrite: bool) -> None:
