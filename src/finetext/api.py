@@ -17,7 +17,7 @@ from finetext.inference.classifier import Classifier, LoadOptions
 from finetext.inference.export_formats import DEFAULT_FORMAT
 from finetext.inference.loader import load_classifier, load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
-from finetext.inference.score import SplitEvaluation, evaluate_frame
+from finetext.inference.score import SplitEvaluation, evaluate_with_logits
 from finetext.library_output import without_library_bars
 from finetext.training.run import TrainingRun, TrainResult
 
@@ -60,7 +60,6 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
                           trust_remote_code=trust_remote_code, **data_options).to_dict()
 
 
-@without_library_bars
 def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
                    trust_remote_code: bool = False, **data_options: Any) -> SplitEvaluation:
     """The split scored, its data source, whether the model is multi-label, and its scores.
@@ -85,11 +84,10 @@ def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_siz
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
                             "Pass --split, or a --test-file with a label column.")
     frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed)
-    report = evaluate_frame(clf, frame, batch_size, progress, f"evaluate {chosen}")
+    report, _ = evaluate_with_logits(clf, frame, batch_size, progress, f"evaluate {chosen}")
     return SplitEvaluation(chosen, data.source, clf.multi_label, report)
 
 
-@without_library_bars
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
             batch_size: int = 32, progress: bool = False, precision: str = "auto",
             trust_remote_code: bool = False) -> list[dict]:
@@ -108,7 +106,6 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
     return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
 
 
-@without_library_bars
 def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 32,
                  progress: bool = True, precision: str = "auto", trust_remote_code: bool = False) -> Path:
@@ -160,7 +157,6 @@ def report(model_dir: str | Path) -> Path:
     return write_report(check_finished_run(model_dir))
 
 
-@without_library_bars
 def serve(model_dir: str | Path, **settings: Any) -> None:
     """Serve model_dir over HTTP until interrupted; ``settings`` are ServeConfig fields (host, port,
     max_batch_size, max_texts, ...). ``finetext.serving.app.create_app`` gives the app without running it."""

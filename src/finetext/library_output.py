@@ -1,6 +1,7 @@
 """Library noise off: the progress bars transformers and datasets draw for their own work ("Loading weights",
 "Writing model shards", "Saving the dataset") say nothing to finetext's user, whose bars are named for what
-they count (train, evaluate, predict). Off while a finetext call runs, then as they were."""
+they count (train, evaluate, predict). Off where finetext calls them (loading a model, a training run, an
+export, the tokenization cache), then as they were; the CLI turns them off for the whole command."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier, LoadOptions
 from finetext.inference.onnx_runtime import OnnxRuntimeBackend
 from finetext.inference.pytorch import PyTorchBackend
+from finetext.library_output import library_bars_off
 
 
 class Backend(Protocol):
@@ -45,10 +46,14 @@ def load_classifier_dir(path: str | Path, trust_remote_code: bool = False, preci
 
 def load_classifier(artifact: Artifact, options: LoadOptions, backend: str | None = None) -> Classifier:
     """artifact's model through the named backend, or the first that can load it."""
+    if backend is not None and backend not in {b.name for b in BACKENDS}:
+        raise FinetextError(f"unknown inference backend '{backend}'.",
+                            f"Choose one of: {', '.join(b.name for b in BACKENDS)}.")
     candidates = [b for b in BACKENDS if backend in (None, b.name)]
     chosen = next((b for b in candidates if b.can_load(artifact)), None)
     if chosen is None:
         what = f"the {backend} backend" if backend else f"any inference backend ({', '.join(b.name for b in BACKENDS)})"
         raise FinetextError(f"{artifact.path} cannot be loaded by {what}.",
                             "Pass the output directory of a training run or of finetext export.")
-    return chosen.load(artifact, options)
+    with library_bars_off():  # transformers' "Loading weights" bar says nothing to the user
+        return chosen.load(artifact, options)

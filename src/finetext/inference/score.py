@@ -29,15 +29,10 @@ class SplitEvaluation:
         return {"split": self.split, "source": self.source, **self.scores.to_dict()}
 
 
-def evaluate_frame(clf: Classifier, df: pd.DataFrame, batch_size: int, progress: bool,
-                   desc: str = "evaluate") -> SplitScores:
-    """Full metrics report (with confusion matrix) of clf on a clean split (columns text, text_pair, label)."""
-    return evaluate_with_logits(clf, df, batch_size, progress, desc)[0]
-
-
 def evaluate_with_logits(clf: Classifier, df: pd.DataFrame, batch_size: int, progress: bool,
                          desc: str = "evaluate") -> tuple[SplitScores, np.ndarray]:
-    """The report of evaluate_frame and the logits it came from (one row per example, in df's order)."""
+    """Full metrics report (with confusion matrix) of clf on a clean split (columns text, text_pair, label),
+    and the logits it came from (one row per example, in df's order)."""
     pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
     logits = predict_logits(clf, df["text"].tolist(), pairs, batch_size, progress, desc)
     report = report_from_logits(logits, label_array(df["label"]), clf.label_names, clf.multi_label, clf.threshold)

@@ -1,7 +1,8 @@
 """One clock for "training time": wall time without the pauses for evaluations and checkpoints.
 
 Every engine reports the training time at each evaluation (history's train_seconds) with it, so the figures
-of two engines compare. A resumed run starts its stopwatch from the readings saved in its checkpoint.
+of two engines compare. A resumed native run starts its stopwatch from the readings saved in its checkpoint;
+a resumed Trainer run counts the resumed session only, as before (its history says so).
 """
 
 from __future__ import annotations
