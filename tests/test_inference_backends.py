@@ -20,7 +20,7 @@ from finetext.cli import main
 from finetext.config import DataConfig, config_from_flat, save_yaml
 from finetext.errors import FinetextError
 from finetext.inference import loader
-from finetext.inference.classifier import Classifier, classifier_for
+from finetext.inference.classifier import PLAIN_MODEL_MAX_LENGTH, Classifier, classifier_for
 from finetext.models.pretrained import packaged_model_dir
 from finetext.serving.app import create_app
 
@@ -121,6 +121,9 @@ def test_a_plain_hugging_face_directory_gets_the_config_defaults(echo, tmp_path)
     clf = loader.load_classifier_dir(folder)
     assert not clf.settings_known and clf.threshold == DataConfig().threshold and clf.text_column == "text"
     assert clf.max_length == 512  # the tokenizer's own limit (MiniLM: 512)
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_dir(), model_max_length=int(1e30))  # no stated limit
+    capped = classifier_for(open_artifact(folder), LengthModel(), tokenizer, "fp32", "echo")
+    assert capped.max_length == PLAIN_MODEL_MAX_LENGTH == 512
 
 
 BAD_SETTINGS = {

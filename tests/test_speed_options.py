@@ -114,6 +114,19 @@ def autocast_seen(monkeypatch) -> list[bool]:
     return seen
 
 
+def test_precision_auto_leaves_small_batches_and_narrow_models_in_fp32(monkeypatch):
+    """The rule's inputs one at a time, on a CPU that runs bf16 natively (the training tests below show the
+    decision reaching every forward pass)."""
+    from finetext.hardware import resolve_precision
+
+    pretend_cpu(monkeypatch, native_bf16=True)
+    assert resolve_precision("auto", 4096, width=384) == "bf16"
+    assert resolve_precision("auto", 100, width=384) == "fp32"  # too little work per batch
+    assert resolve_precision("auto", 4096, width=64) == "fp32"  # the scratch model's matrices are too small
+    pretend_cpu(monkeypatch, native_bf16=False)
+    assert resolve_precision("auto", 4096, width=384) == "fp32"  # emulated bf16 is slower than fp32
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("dataset", "native_bf16", "expected"), [
     ("imdb", True, "bf16"),    # 16 reviews x 64 tokens = 1,024 tokens per batch, on a CPU with native bf16
