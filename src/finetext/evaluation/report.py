@@ -23,8 +23,10 @@ from finetext.artifacts import (
     MISTAKES,
     REPORT,
     REPORT_FILES,
+    read_config,
     read_settings,
 )
+from finetext.config import TrainConfig, TrainingConfig
 from finetext.errors import FinetextError
 from finetext.evaluation import report_charts as charts
 from finetext.evaluation.metrics import per_class_scores, per_label_scores
@@ -47,21 +49,17 @@ class RunFiles:
 
     metrics: RunMetrics
     settings: dict | None
-    """finetext.yaml (the resolved config); None for a directory without one."""
+    """finetext.yaml as written, for the configuration table; None for a directory without one."""
+    config: TrainConfig | None
+    """The same file read back into the config (every default from config.py); None without one."""
     mistakes: dict | None
     """mistakes.json by split; None when the run predates it."""
     name: str
 
-    def reports(self) -> dict[str, SplitScores]:
-        """The final reports by split: validation (the kept model), test when it was scored."""
-        return self.metrics.reports()
-
     @property
-    def multi_label(self) -> bool:
-        return self.metrics.multi_label
-
-    def setting(self, section: str, key: str, default: Any = None) -> Any:
-        return ((self.settings or {}).get(section) or {}).get(key, default)
+    def training(self) -> TrainingConfig:
+        """The run's training settings, or the defaults for a directory without finetext.yaml."""
+        return (self.config or TrainConfig()).training
 
 
 def write_report(folder: str | Path) -> Path:
@@ -93,10 +91,11 @@ def check_finished_run(path: str | Path) -> Path:
 def load_run(folder: Path) -> RunFiles:
     metrics = read_run_metrics(folder / METRICS, "Pass the --output-dir of a finished training run.")
     settings = read_settings(folder / MANIFEST) if (folder / MANIFEST).is_file() else None
+    config = read_config(folder / MANIFEST)
     mistakes = read_json(folder / MISTAKES) if (folder / MISTAKES).is_file() else None
     # the staging folder of a run being saved has a temporary name: the configured one is the real one
-    name = Path((settings or {}).get("output_dir") or folder.resolve().name).name
-    return RunFiles(metrics, settings, mistakes, name)
+    name = Path(config.output_dir if config else folder.resolve().name).name
+    return RunFiles(metrics, settings, config, mistakes, name)
 
 
 def read_json(path: Path) -> Any:
@@ -117,12 +116,12 @@ def draw_charts(run: RunFiles) -> dict[str, bytes]:
         "validation_metrics.png": charts.metrics_chart(history, loss_log, kept),
         "learning_rate.png": charts.learning_rate_chart(history, loss_log),
     }
-    for split, report in run.reports().items():
+    for split, report in run.metrics.reports().items():
         confusion = report.confusion_matrix
         if confusion:
             title = f"{split} ({report.num_examples:,} examples)"
-            drawn[f"confusion_{split}.png"] = (charts.multilabel_confusion_chart(confusion, title) if run.multi_label
-                                               else charts.confusion_chart(confusion, title))
+            chart = charts.multilabel_confusion_chart if run.metrics.multi_label else charts.confusion_chart
+            drawn[f"confusion_{split}.png"] = chart(confusion, title)
     return {name: data for name, data in drawn.items() if data is not None}
 
 
@@ -224,8 +223,8 @@ def render_page(run: RunFiles, images: dict[str, bytes]) -> str:
 
 
 def model_name(run: RunFiles) -> str:
-    model = run.setting("model", "model") or "unknown (no finetext.yaml)"
-    init_from = run.setting("model", "init_from")
+    model = run.config.model.model if run.config else "unknown (no finetext.yaml)"
+    init_from = run.config.model.init_from if run.config else None
     return f"{model}, initialised from {init_from}" if init_from else str(model)
 
 
@@ -233,7 +232,7 @@ def overview(run: RunFiles) -> str:
     m = run.metrics
     train, params, best = m.train, m.parameters, m.best
     splits = " · ".join(f"{split} {count:,}" for split, count in m.data.sizes.items())
-    kind = "multi-label" if run.multi_label else "single-label"
+    kind = "multi-label" if run.metrics.multi_label else "single-label"
     trainable = (f"{params['trainable']:,} of {params['total']:,} "
                  f"({100 * params['trainable'] / max(1, params['total']):.2f}%)")
     facts = [
@@ -243,7 +242,7 @@ def overview(run: RunFiles) -> str:
         ("examples", splits or "–"),
         ("strategy", params["strategy"]),
         ("engine", train.engine),
-        ("precision", run.setting("training", "precision") or "–"),
+        ("precision", run.training.precision if run.config else "–"),
         ("parameters trained", trainable),
         ("training time", f"{duration(train.train_runtime_s)} (whole run {duration(train.wall_time_s)})"),
         ("epochs · steps", f"{train.epochs_completed} · {train.global_steps}"),
@@ -255,8 +254,8 @@ def overview(run: RunFiles) -> str:
 
 
 def headline(run: RunFiles) -> str:
-    reports = run.reports()
-    columns = HEADLINE + (MULTILABEL_EXTRA if run.multi_label else ())
+    reports = run.metrics.reports()
+    columns = HEADLINE + (MULTILABEL_EXTRA if run.metrics.multi_label else ())
     cards = "".join(f'<div class="card"><span>{split} {title}</span><strong>{percent(value)}</strong></div>'
                     for split, report in reports.items()
                     for title, value in (("accuracy", report.accuracy), ("F1", report.f1)))
@@ -266,11 +265,11 @@ def headline(run: RunFiles) -> str:
     positive = run.metrics.label_names[1] if average == "binary" else None
     kind = {"binary": f"binary (of the positive class <em>{escape(str(positive))}</em>)",
             "macro": "macro-averaged over the classes", "micro": "micro-averaged over every (example, label)"}
-    metric = run.setting("training", "metric_for_best_model", "f1")
+    metric = run.training.metric_for_best_model
     text = (f"Percent. F1, precision and recall are {kind.get(average, escape(average))}. Validation scores the "
             f"kept model (the best by <code>{escape(str(metric))}</code>, or the last); test is scored once, at "
             "the end." + ("" if "test" in reports else " This run has no labelled test split."))
-    if run.multi_label:
+    if run.metrics.multi_label:
         text += " Accuracy is subset accuracy: every label of an example right."
     head = ["split", "examples", *(title for _, title in columns)]
     return section("metrics", f'<div class="cards">{cards}</div>{table(head, rows)}{note(text)}')
@@ -296,7 +295,7 @@ def evaluations(run: RunFiles) -> str:
     if not history:
         return ""
     kept = run.metrics.kept_step
-    metric = run.setting("training", "metric_for_best_model", "f1")
+    metric = run.training.metric_for_best_model
     wanted = ["accuracy", "f1", "mcc"] + ([metric] if metric in dict(HEADLINE) else [])  # the rest: in the chart
     names = [k for k, _ in HEADLINE if k in wanted]
     rows = [[f"{e.epoch}", f"{e.step}", number(e.train_loss), number(e.validation.loss),
@@ -313,13 +312,14 @@ def evaluations(run: RunFiles) -> str:
 def scores(run: RunFiles, images: dict[str, bytes]) -> str:
     """The confusion matrices beside the per-class tables, unless the matrices need the page's whole width
     (many classes, or one small matrix per label)."""
-    side_by_side = not run.multi_label and len(run.metrics.label_names) <= 8
+    side_by_side = not run.metrics.multi_label and len(run.metrics.label_names) <= 8
     return f'<div class="{"pair" if side_by_side else ""}">{confusion(run, images)}{per_class(run)}</div>'
 
 
 def confusion(run: RunFiles, images: dict[str, bytes]) -> str:
-    figures = "".join(image(images, f"confusion_{split}.png", f"{split} confusion matrix") for split in run.reports())
-    if run.multi_label:
+    figures = "".join(image(images, f"confusion_{split}.png", f"{split} confusion matrix")
+                      for split in run.metrics.reports())
+    if run.metrics.multi_label:
         text = ("One matrix per label, over every example: rows are the true decision (no/yes), columns the "
                 "predicted one, so the cells are [[true negatives, false positives], [false negatives, true "
                 "positives]].")
@@ -333,11 +333,11 @@ def confusion(run: RunFiles, images: dict[str, bytes]) -> str:
 
 def per_class(run: RunFiles) -> str:
     parts = []
-    for split, report in run.reports().items():
+    for split, report in run.metrics.reports().items():
         confusion_matrix = report.confusion_matrix
         if not confusion_matrix:
             continue
-        score = per_label_scores if run.multi_label else per_class_scores
+        score = per_label_scores if run.metrics.multi_label else per_class_scores
         scores = score(confusion_matrix.matrix, confusion_matrix.labels)
         parts.append(f"<div><h3>{escape(split)}</h3>{class_table(scores)}</div>")
     text = ("Computed from the confusion matrix: precision = of the examples predicted as the class, the share "
@@ -370,12 +370,12 @@ def mistakes(run: RunFiles) -> str:
                                         "since the report was added), so its mistakes cannot be shown."))
     parts = []
     for split, records in run.mistakes.items():
-        title = f"{escape(split)}: {mistakes_title(len(records), run.reports().get(split))}"
+        title = f"{escape(split)}: {mistakes_title(len(records), run.metrics.reports().get(split))}"
         body = mistake_table(records) if records else note("No mistakes on this split.")
         parts.append(f"<h3>{title}</h3>{body}")
     text = (f"The wrong predictions of the final model with the highest probability, most confident first "
             f"(texts cut at {MAX_TEXT_CHARS:,} characters).")
-    if run.multi_label:
+    if run.metrics.multi_label:
         text += (" An example is wrong when its predicted label set differs from the true one; confidence is "
                  "that of its most confident wrong decision.")
     return section("mistakes", note(text) + "".join(parts))
