@@ -37,10 +37,6 @@ class Engine(Protocol):
         ...
 
 
-def accept_any(cfg: TrainingConfig) -> None:
-    """The refusal check of an engine that runs every configuration."""
-
-
 @dataclass(frozen=True)
 class EngineSpec:
     """One registered engine: what config and the docs know of it, and where its implementation lives."""
@@ -50,8 +46,9 @@ class EngineSpec:
     """What the loop is, in a few words: the config reference and `finetext train --help` show it."""
     implementation: str
     """"module:Class" of the Engine, imported when a run uses it."""
-    refuse: Callable[[TrainingConfig], None] = accept_any
-    """Raise FinetextError for option combinations this engine cannot run; runs when the config is built."""
+    refuse: Callable[[TrainingConfig], None] | None = None
+    """Raise FinetextError for option combinations this engine cannot run; runs when the config is built.
+    None: it runs every configuration."""
 
     def summary(self) -> str:
         return self.description

@@ -3,12 +3,15 @@ best evaluation."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from finetext.artifacts import CHECKPOINTS
-from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry
+from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
+
+log = logging.getLogger("finetext")
 
 if TYPE_CHECKING:
     import datasets
@@ -75,3 +78,8 @@ def kept_entry(history: list[HistoryEntry], metric: str, load_best: bool) -> His
     if load_best:
         return best_entry(history, metric)
     return history[-1] if history else None
+
+
+def log_evaluation(epoch: float, step: int, scores: SplitScores) -> None:
+    """One line per evaluation, the same from every engine."""
+    log.info("epoch %.2f step %d: %s", epoch, step, "  ".join(f"{k} {v:.4f}" for k, v in scores.scalars().items()))

@@ -28,7 +28,7 @@ from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitSco
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
-from finetext.training.fit import FitResult, PreparedRun, best_entry, is_better, kept_entry
+from finetext.training.fit import FitResult, PreparedRun, best_entry, is_better, kept_entry, log_evaluation
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
@@ -275,8 +275,7 @@ class NativeLoop:
                              train_seconds=round(train_seconds, 2), validation=validation)
         p.history.append(entry)
         p.loss_sum, p.loss_count = 0.0, 0
-        log.info("epoch %.2f step %d: %s", entry.epoch, p.global_step,
-                 "  ".join(f"{k} {v:.4f}" for k, v in validation.scalars().items()))
+        log_evaluation(entry.epoch, p.global_step, validation)
         improved = previous_best is None or is_better(validation.score(metric),
                                                       previous_best.validation.score(metric), metric)
         self.save_checkpoint(watch, best=improved and cfg.load_best_model_at_end)

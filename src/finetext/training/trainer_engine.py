@@ -21,7 +21,7 @@ from transformers import (
 
 from finetext.config import TrainingConfig
 from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
-from finetext.training.fit import FitResult, PreparedRun, kept_entry
+from finetext.training.fit import FitResult, PreparedRun, kept_entry, log_evaluation
 from finetext.training.objective import Objective
 from finetext.training.stopwatch import Stopwatch
 
@@ -80,10 +80,7 @@ class NamedProgress(ProgressCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         super().on_evaluate(args, state, control, **kwargs)
         if state.is_world_process_zero and metrics:
-            log.info("epoch %.2f step %d: %s", state.epoch or 0.0, state.global_step,
-                     "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in metrics.items()
-                               if k.startswith("eval_") and not k.endswith(("runtime", "per_second", "num_examples"))
-                               and isinstance(v, float)))
+            log_evaluation(state.epoch or 0.0, state.global_step, validation_scores(metrics))
 
 
 class ObjectiveTrainer(Trainer):
@@ -202,6 +199,13 @@ class TrainerEngine:
         return trainer
 
 
+def validation_scores(logged: dict) -> SplitScores:
+    """The validation scores of one Trainer evaluation (its "eval_*" log keys, timing left out)."""
+    scores = {k.removeprefix("eval_"): round(v, 5) for k, v in logged.items()
+              if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
+    return SplitScores(**{**scores, "num_examples": int(scores["num_examples"])})
+
+
 def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | None = None) -> list[HistoryEntry]:
     """One entry per evaluation: epoch, step, mean training loss since the previous one, training time so far
     (evaluations excluded; this session's only, for a resumed run), validation metrics."""
@@ -210,15 +214,12 @@ def history_from_log(log_history: list[dict], train_seconds: dict[int, float] | 
         if "loss" in entry and "eval_loss" not in entry:
             losses.append(entry["loss"])
         elif "eval_loss" in entry:
-            validation = {k.removeprefix("eval_"): round(v, 5) for k, v in entry.items()
-                          if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
-            validation["num_examples"] = int(validation["num_examples"])
             history.append(HistoryEntry(
                 epoch=round(entry.get("epoch", 0.0), 3),
                 step=entry.get("step"),
                 train_loss=round(float(np.mean(losses)), 5) if losses else None,
                 train_seconds=(train_seconds or {}).get(entry.get("step")),
-                validation=SplitScores(**validation),
+                validation=validation_scores(entry),
             ))
             losses = []
     return history
