@@ -172,7 +172,8 @@ class ModelConfig:
                 raise FinetextError(f"{name} must be in [0, 1), got {value}.")
         check_choices(self)
         self.check_scratch_options()
-        STRATEGIES[self.strategy].refuse(self)
+        if refuse := STRATEGIES[self.strategy].refuse:
+            refuse(self)
 
     def is_scratch(self) -> bool:
         return self.model == SCRATCH_MODEL
@@ -285,7 +286,8 @@ class TrainingConfig:
         if self.save_steps is not None and self.save_steps < 1:
             raise FinetextError(f"save_steps must be a positive integer, got {self.save_steps}.")
         check_choices(self)
-        ENGINES[self.engine].refuse(self)
+        if refuse := ENGINES[self.engine].refuse:
+            refuse(self)
         check_class_weights(self.class_weights)
         if self.warmup < 0:
             raise FinetextError(f"warmup must be >= 0, got {self.warmup}.")

@@ -15,10 +15,6 @@ if TYPE_CHECKING:  # the registry is read by config, the CLI and `finetext --hel
     from finetext.config import ModelConfig
 
 
-def accept_any(cfg: ModelConfig) -> None:
-    """The refusal check of a strategy that takes every configuration."""
-
-
 @dataclass(frozen=True)
 class Strategy:
     """Which parameters of a task model train. Its module keeps torch, transformers and peft imports inside the
@@ -31,8 +27,9 @@ class Strategy:
     """The default peak learning rate (frozen weights move nothing, so fewer trained weights take larger steps)."""
     apply: Callable[[PreTrainedModel, ModelConfig], nn.Module]
     """Freeze or wrap a freshly loaded task model; returns the model to train."""
-    refuse: Callable[[ModelConfig], None] = accept_any
-    """Raise FinetextError for option combinations this strategy cannot train; runs when the config is built."""
+    refuse: Callable[[ModelConfig], None] | None = None
+    """Raise FinetextError for option combinations this strategy cannot train; runs when the config is built.
+    None: it trains every configuration."""
     check_model: Callable[[PreTrainedModel, ModelConfig], None] | None = None
     """Raise FinetextError when the model's layers do not fit the options (e.g. too few layers). `compare` runs
     it on a weightless (meta-device) model before the first of its runs; training meets it in `apply`."""
