@@ -4,6 +4,7 @@ best evaluation."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,10 @@ from finetext.artifacts import CHECKPOINTS
 from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
 
 log = logging.getLogger("finetext")
+
+EvaluationObserver = Callable[[HistoryEntry], None]
+"""Called by the engine after each evaluation (finetext tune reports it to Optuna); what it raises ends training
+and propagates out of the run (optuna.TrialPruned stops a hopeless trial)."""
 
 if TYPE_CHECKING:
     import datasets
@@ -42,6 +47,8 @@ class PreparedRun:
     output_dir: Path
     resume_from: Path | None
     """The checkpoint training continues from (--resume), or None for a fresh start."""
+    on_evaluation: EvaluationObserver | None = None
+    """Told every evaluation, on the main process, right after its log line."""
 
     @property
     def checkpoint_dir(self) -> Path:

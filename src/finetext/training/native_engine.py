@@ -28,7 +28,14 @@ from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitSco
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
-from finetext.training.fit import FitResult, PreparedRun, best_entry, is_better, kept_entry, log_evaluation
+from finetext.training.fit import (
+    FitResult,
+    PreparedRun,
+    best_entry,
+    is_better,
+    kept_entry,
+    log_evaluation,
+)
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
@@ -122,7 +129,7 @@ class NativeLoop:
                                 "its checkpoints need the whole model in each process.",
                                 "Launch without FSDP/DeepSpeed (data parallel), or use --engine trainer.")
         self.quiet = run.config.quiet or not self.accelerator.is_main_process
-        self.resume_from = run.resume_from
+        self.resume_from, self.on_evaluation = run.resume_from, run.on_evaluation
         self.setup(run.model, run.tokenizer, run.encoded_train, run.encoded_validation)
 
     def setup(self, model, tokenizer, train, validation) -> None:
@@ -276,6 +283,8 @@ class NativeLoop:
         p.history.append(entry)
         p.loss_sum, p.loss_count = 0.0, 0
         log_evaluation(entry.epoch, p.global_step, validation)
+        if self.on_evaluation is not None and self.accelerator.is_main_process:
+            self.on_evaluation(entry)
         improved = previous_best is None or is_better(validation.score(metric),
                                                       previous_best.validation.score(metric), metric)
         self.save_checkpoint(watch, best=improved and cfg.load_best_model_at_end)

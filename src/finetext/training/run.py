@@ -47,7 +47,7 @@ from finetext.models.strategies.lora import is_lora
 from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
 from finetext.training.engines import engine_for
-from finetext.training.fit import FitResult, PreparedRun
+from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun
 from finetext.training.objective import Objective, resolve_class_weights
 from finetext.version import __version__
 
@@ -97,7 +97,7 @@ class TrainingRun:
     """setup() -> PreparedRun, train() -> FitResult, then (main process) finish_model() -> FinalModel,
     evaluate() -> Evaluation, save() -> TrainResult and cleanup(); run() calls them in that order."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, on_evaluation: EvaluationObserver | None = None):
         if cfg.resume and not cfg.data.has_source():
             cfg = saved_run_config(cfg)
         if not cfg.data.has_source():
@@ -106,6 +106,8 @@ class TrainingRun:
         """The configuration as given; setup's resolved copy is PreparedRun.config."""
         self.engine = engine_for(cfg.training)
         """The training loop, chosen here once: it trains and finds the checkpoint to resume from."""
+        self.on_evaluation = on_evaluation
+        """Told each evaluation as the engine makes it (finetext tune's pruning); None for a plain run."""
         # Joins the process group under accelerate launch / torchrun (gloo on CPUs, nccl on GPUs).
         self.state = PartialState(cpu=not torch.cuda.is_available())
 
@@ -139,7 +141,8 @@ class TrainingRun:
                            objective=build_objective(cfg, data), encoded_train=encoded["train"],
                            encoded_validation=encoded["validation"],
                            parameters={"strategy": cfg.model.strategy, **parameter_counts(model)}, output_dir=out,
-                           resume_from=self.check_resume(cfg, out) if cfg.resume else None)
+                           resume_from=self.check_resume(cfg, out) if cfg.resume else None,
+                           on_evaluation=self.on_evaluation)
 
     def prepare_output_dir(self, cfg: TrainConfig) -> Path:
         """Create output_dir (main process), refusing to silently restart or clobber an earlier run."""

@@ -21,7 +21,7 @@ from transformers import (
 
 from finetext.config import TrainingConfig
 from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
-from finetext.training.fit import FitResult, PreparedRun, kept_entry, log_evaluation
+from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun, kept_entry, log_evaluation
 from finetext.training.objective import Objective
 from finetext.training.stopwatch import Stopwatch
 
@@ -81,6 +81,18 @@ class NamedProgress(ProgressCallback):
         super().on_evaluate(args, state, control, **kwargs)
         if state.is_world_process_zero and metrics:
             log_evaluation(state.epoch or 0.0, state.global_step, validation_scores(metrics))
+
+
+class EvaluationObserverCallback(TrainerCallback):
+    """Hands each evaluation to the run's observer (finetext tune's pruning), as the native engine does."""
+
+    def __init__(self, observer: EvaluationObserver):
+        self.observer = observer
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and state.is_world_process_zero:
+            self.observer(HistoryEntry(epoch=round(state.epoch or 0.0, 3), step=state.global_step, train_loss=None,
+                                       train_seconds=None, validation=validation_scores(metrics)))
 
 
 class ObjectiveTrainer(Trainer):
@@ -177,6 +189,8 @@ class TrainerEngine:
             return {**objective.metrics(logits, labels), "num_examples": len(labels)}
 
         callbacks: list[TrainerCallback] = [clock]
+        if run.on_evaluation is not None:
+            callbacks.append(EvaluationObserverCallback(run.on_evaluation))
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = ObjectiveTrainer(
