@@ -42,13 +42,13 @@ class PostgresServer:
 
 
 def postgres_bin_dir() -> Path | None:
-    """The newest Debian server install's bin folder, else the folder of an `initdb` on PATH, else None."""
+    """The newest Debian server install's bin folder, else the real folder of an `initdb` on PATH, else None."""
     debian = sorted(Path("/").glob(DEBIAN_BIN_DIRS.lstrip("/")), key=lambda d: _major_version(d.parent.name))
     installed = [d for d in debian if (d / "initdb").is_file()]
     if installed:
         return installed[-1]
-    on_path = shutil.which("initdb")
-    return Path(on_path).parent if on_path else None
+    on_path = shutil.which("initdb")  # resolved: a symlink's folder (/usr/local/bin) may lack pg_ctl and createdb
+    return Path(on_path).resolve().parent if on_path else None
 
 
 def _major_version(name: str) -> int:
