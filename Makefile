@@ -12,7 +12,7 @@ DATA_DIR  ?= $(abspath ../shared/data)
 BIN       := $(VENV)/bin
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast lint docs clean chromium
+.PHONY: setup demo test test-fast lint docs clean chromium postgres
 
 setup: $(VENV)/.installed
 
@@ -29,12 +29,12 @@ demo: setup
 	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
 
 # Every test (CI runs this); the tests use the samples in tests/data, nothing beside the checkout.
-test: setup chromium
+test: setup chromium postgres
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest
 
 # The tests not marked slow (each under 10 s): about a minute.
-test-fast: setup chromium
+test-fast: setup chromium postgres
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest -m "not slow"
 
@@ -45,6 +45,15 @@ chromium:
 		&& apt-get update -qq >/dev/null 2>&1 \
 		&& apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
 		|| echo "chromium could not be installed (needs root and apt-get): tests/test_report.py skips its browser check"
+
+# The shared-storage tests start a throwaway server from Debian's postgresql (tests/postgres_server.py): installed
+# here when missing (root with apt-get); without it they skip, except under CI where they fail.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq >/dev/null 2>&1 \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1; } \
+		|| echo "postgresql could not be installed (needs root and apt-get): the shared-storage tests skip"
 
 docs: setup
 	$(BIN)/finetext config --docs > docs/config.md

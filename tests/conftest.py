@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import postgres_server, require_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 # Seeded samples of the full datasets (tests/data/README.md), so a lone clone runs every test.
@@ -43,6 +45,13 @@ def offline_env(monkeypatch):
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a loopback port for this session (tests/postgres_server.py)."""
+    with postgres_server(require_postgres()) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
