@@ -52,6 +52,32 @@ def compare(config: dict[str, Any] | str | Path | None = None, strategies: str |
     return run_comparison({**values, **overrides}, parse_strategies(strategies))
 
 
+@without_library_bars
+def tune(config: TrainConfig | dict[str, Any] | str | Path | None = None, **options: Any):
+    """Search the training settings with an Optuna study and train the best one; returns a
+    finetext.tuning.study.TuneResult (output_dir, summary, model_dir).
+
+    ``options`` are TuneConfig fields (trials, timeout, search_space, pruner, tune_samples, final, storage,
+    study_name, resume, ...) and flat training-config overrides, told apart by name:
+    ``tune("mrpc.yaml", trials=20, timeout="2h", output_dir="outputs/mrpc-tune")``.
+    """
+    from dataclasses import fields
+
+    from finetext.tuning.settings import TuneConfig
+    from finetext.tuning.study import Study
+
+    names = {f.name for f in fields(TuneConfig)}
+    settings = TuneConfig(**{k: v for k, v in options.items() if k in names})
+    overrides = {k: v for k, v in options.items() if k not in names}
+    if isinstance(config, TrainConfig):
+        values = flatten(config.to_dict())
+    elif isinstance(config, (str, Path)):
+        values = flatten(load_yaml(config))
+    else:
+        values = flatten(config or {})
+    return Study({**values, **overrides}, settings).run()
+
+
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
              trust_remote_code: bool = False, **data_options: Any) -> dict:
     """Metrics of a trained model on a labelled split of a dataset or a test file: evaluate_split's result as a

@@ -32,6 +32,7 @@ from finetext.evaluation.run_metrics import RunMetrics
 from finetext.inference.export_formats import DEFAULT_FORMAT, EXPORT_FORMATS
 from finetext.models.strategies import STRATEGIES
 from finetext.serving.settings import ServeConfig
+from finetext.tuning.settings import TuneConfig
 
 log = logging.getLogger("finetext")
 TRUST_HELP = "run the model directory's own Python code (auto_map in config.json); only for models you trust"
@@ -83,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="finetext", description="Fine-tune pretrained models for text classification.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
-    for add_command in (add_train_command, add_compare_command, add_config_command, add_evaluate_command,
-                        add_predict_command, add_export_command, add_report_command, add_serve_command):
+    for add_command in (add_train_command, add_tune_command, add_compare_command, add_config_command,
+                        add_evaluate_command, add_predict_command, add_export_command, add_report_command,
+                        add_serve_command):
         add_command(commands)
     return parser
 
@@ -95,6 +97,20 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                                 "Flags override the values of CONFIG (YAML, flat or in data/model/training sections).")
     train.add_argument("config", nargs="?", help="YAML config file")
     add_config_flags(train)
+
+
+def add_tune_command(commands: argparse._SubParsersAction) -> None:
+    """finetext tune [CONFIG] [train flags] [study flags]."""
+    tune = commands.add_parser(
+        "tune", help="search the training settings (Optuna) and train the best",
+        description="Run an Optuna study: each trial trains with sampled settings (the training flags and CONFIG "
+        "are the base every trial starts from) and is scored on a split no final figure comes from; hopeless "
+        "trials are pruned. Then the best setting trains on the full data. OUTPUT_DIR gets model/ (the final "
+        "model), best.yaml (`finetext train best.yaml` reproduces it), trials.csv, tune.html, final.json and "
+        "study.db (the study, which --resume continues).")
+    tune.add_argument("config", nargs="?", help="YAML config file (the base of every trial)")
+    add_config_flags(tune, set(leaf_fields()) - {"resume"})
+    add_dataclass_flags(tune, TuneConfig)
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:
@@ -252,6 +268,33 @@ def summary_line(metrics: RunMetrics) -> str:
     return " | ".join(parts) + f"  ({metrics.train.wall_time_s} s training)"
 
 
+def run_tune(args: argparse.Namespace) -> int:
+    from finetext.tuning.study import Study
+
+    values = {k: v for k, v in flat_values(args).items() if k != "resume"}  # --resume is the study's (TuneConfig)
+    settings = TuneConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TuneConfig)})
+    setup_logging(bool(values.get("quiet")))
+    try:
+        result = Study(values, settings).run()
+    except KeyboardInterrupt:
+        out = values.get("output_dir", "outputs/run")
+        print(f"interrupted: finished trials are stored; continue with `finetext tune ... --output-dir {out} "
+              "--resume` (the same flags).", file=sys.stderr)
+        return 130
+    summary = result.summary
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts().items())
+    best = summary.best
+    print(f"study '{summary.study_name}': {counts}; best trial {best.number}: {summary.metric} {best.score:.4f} "
+          f"on {summary.search_split.split(';')[0]}")
+    print("best setting: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    if summary.final_scores:
+        scores = summary.final_scores
+        print(f"final model on {summary.held_back_split} (no trial was scored on it): accuracy "
+              f"{100 * scores['accuracy']:.2f}  f1 {100 * scores['f1']:.2f}  -> {summary.final_model_dir}")
+    print(f"study written to {result.output_dir}/ (best.yaml, trials.csv, tune.html)")
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -372,8 +415,9 @@ def setup_logging(quiet: bool) -> None:
     set_library_bars(False)  # for the whole command (train runs TrainingRun itself, not through finetext.api)
 
 
-COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "predict": run_predict,
-            "config": run_config, "export": run_export, "report": run_report, "serve": run_serve}
+COMMANDS = {"train": run_train, "tune": run_tune, "compare": run_compare, "evaluate": run_evaluate,
+            "predict": run_predict, "config": run_config, "export": run_export, "report": run_report,
+            "serve": run_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,22 +15,25 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 import yaml
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from finetext.config import TrainConfig, config_from_flat
 from finetext.errors import FinetextError
-from finetext.evaluation.run_metrics import HistoryEntry
+from finetext.evaluation.run_metrics import HistoryEntry, SplitScores
 from finetext.storage import write_json, write_text
 from finetext.tuning.records import TrialRecord, TuneSummary
 from finetext.tuning.search_data import SEARCH_DATA, SearchData, prepare_search_data
@@ -168,7 +171,6 @@ class Study:
     def run_search(self) -> None:
         """Run trials until the study holds the requested number (counting every worker's) or time is up."""
         deadline = None if self.tune.timeout_s is None else self.started + self.tune.timeout_s
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         while True:
             fail_dead_local_trials(self.study, self.storage)
             if counted(self.study) >= self.tune.trials:
@@ -202,7 +204,8 @@ class Study:
         except BaseException:  # pruned or interrupted: nothing of it is kept
             shutil.rmtree(cfg.output_dir, ignore_errors=True)
             raise
-        return result.metrics["final"]["validation"][self.metric]
+        # the kept evaluation (the best one, or the last when selection is off): the scores the pruner heard
+        return result.metrics["best"]["validation"][self.metric]
 
     def is_surplus(self, trial: optuna.Trial) -> bool:
         """True when the study already holds the requested trials before this one (another worker started the
@@ -245,6 +248,8 @@ class Study:
         for path in folder.glob("trial-*") if folder.is_dir() else []:
             if keep is None or path.name != f"trial-{keep:04d}":
                 shutil.rmtree(path, ignore_errors=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
     # -- finish -----------------------------------------------------------------------------------------------
 
@@ -297,7 +302,7 @@ class Study:
             log.info("final run: the best setting (trial %d) on the full training data", best.number)
             metrics = TrainingRun(self.final_config(best, overwrite=True)).run().metrics
             split = metrics["test"] if self.search.held_back == "test" else metrics["final"]["validation"]
-            return self.out / MODEL, split
+            return self.out / MODEL, SplitScores.from_dict(split, self.search.held_back).scalars()
         trial_dir = self.out / TRIALS / f"trial-{best.number:04d}"
         if not trial_dir.is_dir():
             raise FinetextError(f"the best trial ({best.number}) ran on another worker: its model is not here.",
@@ -309,7 +314,7 @@ class Study:
 
         data_options = {k: v for k, v in asdict(self.base.data).items() if v is not None}
         scored = evaluate_split(model, split=self.search.held_back, progress=not self.base.quiet, **data_options)
-        return model, scored.report.to_dict()
+        return model, scored.report.scalars()
 
     def summary(self, best: FrozenTrial | None, scores: dict[str, float] | None,
                 model_dir: Path | None) -> TuneSummary:
@@ -325,6 +330,8 @@ class Study:
             wall_seconds=round(time.monotonic() - self.started, 1), started=min(starts, default=None))
 
     def run(self) -> TuneResult:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # finetext logs one line per trial instead
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
         self.setup()
         self.run_search()
         return self.finish()
@@ -362,17 +369,23 @@ def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_storage(url: str) -> RDBStorage:
+def open_storage(url: str, attempts: int = 4) -> RDBStorage:
     """An RDB storage with heartbeats: a worker that dies mid-trial has its trial failed (and retried) by the
-    others after GRACE_S seconds."""
+    others after GRACE_S seconds. Workers started together on an empty database race to create its tables; the
+    loser tries again."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
-    except Exception as exc:  # sqlalchemy's errors for bad URLs, unreachable servers, missing drivers
-        reason = str(exc).splitlines()[0][:200]
-        raise FinetextError(f"cannot open the study storage: {type(exc).__name__}: {reason}.",
-                            "Check --storage (an SQLAlchemy URL such as postgresql://user@host/db).") from None
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as exc:  # sqlalchemy's errors for bad URLs, unreachable servers, missing drivers, races
+            error = exc
+            if isinstance(exc, (ImportError, sqlalchemy.exc.ArgumentError)):  # a bad URL or a missing driver
+                break
+            time.sleep(1 + random.random() * 2 * (attempt + 1))
+    reason = str(error).splitlines()[0][:200]
+    raise FinetextError(f"cannot open the study storage: {type(error).__name__}: {reason}.",
+                        "Check --storage (an SQLAlchemy URL such as postgresql://user@host/db).") from None
 
 
 def is_counted(trial: FrozenTrial) -> bool:
@@ -394,7 +407,7 @@ def fail_dead_local_trials(study: optuna.Study, storage: RDBStorage) -> None:
         pid = trial.user_attrs.get("pid")
         dead = trial.user_attrs.get("host") == HOST and pid and pid != os.getpid() and not pid_alive(pid)
         if dead and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            RetryFailedTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
+            RetryHeartbeatStaleTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
 
 
 def pid_alive(pid: int) -> bool:
