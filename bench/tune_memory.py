@@ -1,8 +1,8 @@
 """Do trials leak memory? Peak RSS of a 1-trial study against a 20-trial study, each in its own process.
 
-    .venv/bin/python bench/tune_memory.py                 # SST-2, 300 sentences, default model, 1 epoch a trial
+    .venv/bin/python bench/tune_memory.py                 # SST-2, 120 sentences, default model, 1 epoch a trial
 
-Both studies train the packaged all-MiniLM-L6-v2 on the same 300 SST-2 sentences (max_length 64, one epoch,
+Both studies train the packaged all-MiniLM-L6-v2 on the same 120 SST-2 sentences (max_length 32, one epoch,
 the default search space otherwise, pruning off so every trial runs to the end, no final model). The target
 (issue 16): the 20-trial study's peak RSS within 1.3x of the 1-trial study's.
 """
@@ -20,8 +20,8 @@ from common import data_dir, run_child
 def study(trials: int, out: Path, data: str) -> dict:
     import finetext
 
-    result = finetext.tune({"dataset": "sst2", "data_dir": data, "train_samples": 300, "eval_samples": 100,
-                            "max_length": 64, "epochs": 1, "output_dir": str(out), "overwrite_output_dir": True,
+    result = finetext.tune({"dataset": "sst2", "data_dir": data, "train_samples": 120, "eval_samples": 60,
+                            "max_length": 32, "epochs": 1, "output_dir": str(out), "overwrite_output_dir": True,
                             "quiet": True}, trials=trials, pruner="none", final="none",
                             search_space=str(write_space(out.parent)))
     return {"trials": len(result.summary.trials), "states": result.summary.counts()}

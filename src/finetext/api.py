@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from finetext.artifacts import open_artifact
-from finetext.config import DataConfig, TrainConfig, TrainingConfig, build, config_from_flat, flatten, load_yaml
+from finetext.config import TrainConfig, config_from_flat, flatten, load_yaml
 from finetext.data.files import read_table, write_table
-from finetext.data.sources import load_labelled_data, take_subset
 from finetext.errors import FinetextError
-from finetext.inference.classifier import Classifier, LoadOptions
+from finetext.inference.classifier import Classifier
 from finetext.inference.export_formats import DEFAULT_FORMAT
-from finetext.inference.loader import load_classifier, load_classifier_dir
+from finetext.inference.loader import load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
-from finetext.inference.score import SplitEvaluation, evaluate_with_logits
+from finetext.inference.split_evaluation import check_pairs, evaluate_split
 from finetext.library_output import without_library_bars
 from finetext.training.run import TrainingRun, TrainResult
 
@@ -86,34 +83,6 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
                           trust_remote_code=trust_remote_code, **data_options).to_dict()
 
 
-def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
-                   trust_remote_code: bool = False, **data_options: Any) -> SplitEvaluation:
-    """The split scored, its data source, whether the model is multi-label, and its scores.
-
-    ``data_options`` are DataConfig fields (dataset, test_file, data_dir, text_column, ...); ``eval_samples``
-    limits the scored split to a seeded subset. The split defaults to test when it has labels, else
-    validation.
-    """
-    artifact = open_artifact(model_dir)
-    clf = load_classifier(artifact, LoadOptions(trust_remote_code, precision="fp32"))  # the saved weights' scores
-    saved = {"max_length": clf.max_length, "multi_label": clf.multi_label, "label_separator": clf.label_separator,
-             "threshold": clf.threshold}
-    data_cfg = build(DataConfig, {**saved, **data_options})
-    if not data_cfg.has_source():
-        raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
-    seed = (artifact.config.training if artifact.config else TrainingConfig()).seed  # the run's, for its subsets
-    data = load_labelled_data(data_cfg, seed=seed, label_names=clf.label_names)
-    _check_pairs(clf, data.has_pairs())
-    clf = replace(clf, max_length=data_cfg.max_length, threshold=data_cfg.threshold)
-    chosen = split or next((s for s in ("test", "validation") if data.is_labelled(s)), None)
-    if chosen is None or not data.is_labelled(chosen):
-        raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",
-                            "Pass --split, or a --test-file with a label column.")
-    frame = take_subset(data.splits[chosen], data_cfg.eval_samples, seed)
-    report, _ = evaluate_with_logits(clf, frame, batch_size, progress, f"evaluate {chosen}")
-    return SplitEvaluation(chosen, data.source, clf.multi_label, report)
-
-
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
             batch_size: int = 32, progress: bool = False, precision: str = "auto",
             trust_remote_code: bool = False) -> list[dict]:
@@ -127,7 +96,7 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
     if isinstance(texts, str):
         texts = [texts]
     _check_texts(texts, text_pairs)
-    _check_pairs(clf, text_pairs is not None)
+    check_pairs(clf, text_pairs is not None)
     logits = predict_logits(clf, list(texts), text_pairs, batch_size, progress)
     return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
 
@@ -204,13 +173,3 @@ def _check_texts(texts: list, pairs: list | None) -> None:
                                 "Remove them or fill them in.")
     if pairs is not None and len(pairs) != len(texts):
         raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.", "Give one pair per text.")
-
-
-def _check_pairs(clf: Classifier, have_pairs: bool) -> None:
-    if clf.accepts_pairs(have_pairs):
-        return
-    if have_pairs:
-        raise FinetextError("this model was trained on single texts but text pairs were given.",
-                            "Drop the second text.")
-    raise FinetextError("this model was trained on sentence pairs but no second text was given.",
-                        "Pass --text-pair (CLI) or --text-pair-column (files).")

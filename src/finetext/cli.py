@@ -310,7 +310,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from finetext.api import evaluate_split
+    from finetext.inference.split_evaluation import evaluate_split
 
     options = {k: v for k, v in vars(args).items() if k in DataConfig.__dataclass_fields__}
     quiet = bool(getattr(args, "quiet", False))

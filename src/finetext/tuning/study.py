@@ -310,7 +310,7 @@ class Study:
         model = self.out / MODEL
         shutil.rmtree(model, ignore_errors=True)
         shutil.copytree(trial_dir, model)
-        from finetext.api import evaluate_split
+        from finetext.inference.split_evaluation import evaluate_split
 
         data_options = {k: v for k, v in asdict(self.base.data).items() if v is not None}
         scored = evaluate_split(model, split=self.search.held_back, progress=not self.base.quiet, **data_options)
