@@ -53,7 +53,8 @@ class TuneSummary:
     trials: list[TrialRecord]
     best: TrialRecord | None
     importances: dict[str, float]
-    """Parameter -> importance (Optuna's fANOVA), largest first; empty with fewer than two complete trials."""
+    """Parameter -> importance (Optuna's default evaluator, PED-ANOVA in Optuna 5), largest first; empty with
+    fewer than two complete trials."""
     final_scores: dict[str, float] | None = None
     """The final model's scores on the held-back split (accuracy, f1, ... as metrics.json writes them)."""
     final_model_dir: str | None = None

@@ -204,8 +204,10 @@ class Study:
         except BaseException:  # pruned or interrupted: nothing of it is kept
             shutil.rmtree(cfg.output_dir, ignore_errors=True)
             raise
-        # the kept evaluation (the best one, or the last when selection is off): the scores the pruner heard
-        return result.metrics["best"]["validation"][self.metric]
+        # the kept model scored again at the end (with selection off it is the last weights, which may be some
+        # steps past the last evaluation); the final report has no loss, which the kept evaluation has
+        final = result.metrics["final"]["validation"]
+        return final[self.metric] if self.metric in final else result.metrics["best"]["validation"][self.metric]
 
     def is_surplus(self, trial: optuna.Trial) -> bool:
         """True when the study already holds the requested trials before this one (another worker started the
@@ -362,10 +364,12 @@ def eval_steps(values: dict[str, Any], train_rows: int, per_epoch: int) -> int:
 
 
 def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
-    if tune.pruner == "median":  # after two finished trials, from the end of the first epoch
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=tune.evaluations_per_epoch)
+    """Both judge a trial from its second evaluation on (the first, after a fraction of an epoch, says little);
+    the median pruner once two trials have finished."""
+    if tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if tune.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.evaluations_per_epoch, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -446,7 +450,9 @@ def importances(study: optuna.Study) -> dict[str, float]:
     if len(complete) < 2:
         return {}
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        with warnings.catch_warnings():  # PED-ANOVA warns when few trials make every importance equal
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError, ZeroDivisionError):  # e.g. no parameter varied among complete trials
         return {}
 
