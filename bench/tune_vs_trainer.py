@@ -197,8 +197,9 @@ def run_finetext_side(args: argparse.Namespace) -> dict:
          "test_file": str(folder / "test.parquet"), "text_column": "text", "label_column": "label",
          "label_names": json.loads((folder / "label_names.json").read_text()), "model": str(packaged_model_dir()),
          "max_length": MAX_LENGTH, "metric_for_best_model": "accuracy", "seed": SEED,
-         # scored on its last evaluation, as a Trainer trial is (finetext would otherwise keep its best one)
-         "load_best_model_at_end": False,
+         # best (finetext's default): a trial keeps, and is scored by, the best of its evaluations; last: scored on
+         # its last evaluation, as a Trainer trial is
+         "load_best_model_at_end": args.finetext_keeps == "best",
          "output_dir": str(Path(args.out) / "finetext"), "overwrite_output_dir": True, "quiet": True},
         trials=args.trials, timeout=f"{args.budget_minutes * 60:g}s", search_space=str(folder / "search_space.yaml"),
         search_split="validation", final="none")
@@ -308,6 +309,9 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=8.0, help="each side's Optuna timeout")
     parser.add_argument("--trials", type=int, default=30, help="each side's trial cap")
     parser.add_argument("--out", default="outputs/bench/tune_vs_trainer")
+    parser.add_argument("--finetext-keeps", choices=("best", "last"), default="best",
+                        help="finetext's trials keep their best evaluation (its default) or their last (as the "
+                        "Trainer's trials are scored)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -321,15 +325,17 @@ def main() -> None:
     rows = write_data(args, out / DATA)
     print(f"{args.dataset}: {rows['train']} training rows, {rows['search']} scoring rows ({rows['test']} held back "
           f"for finetext), max_length {MAX_LENGTH}; {args.trials} trials or {args.budget_minutes:g} minutes a side, "
-          f"TPE seed {SEED} ({startup_trials(args.trials)} random start-up trials), median pruner", flush=True)
+          f"TPE seed {SEED} ({startup_trials(args.trials)} random start-up trials), median pruner; finetext "
+          f"trials keep their {args.finetext_keeps} evaluation", flush=True)
     argv = ["--data-dir", args.data_dir, "--dataset", args.dataset, "--trials", str(args.trials),
-            "--budget-minutes", str(args.budget_minutes), "--out", args.out]
+            "--budget-minutes", str(args.budget_minutes), "--out", args.out, "--finetext-keeps", args.finetext_keeps]
     results = {}
     for side in SIDES:
         results[side] = run_side(side, argv)
         print(f"{side}: best {score(results[side]['best_score'])}, {results[side]['trials']}, "
               f"{results[side]['wall_seconds']:.0f} s", flush=True)
-    settings = {"dataset": args.dataset, "rows": rows, "max_length": MAX_LENGTH, "trials": args.trials,
+    settings = {"finetext_keeps": args.finetext_keeps, "dataset": args.dataset, "rows": rows,
+                "max_length": MAX_LENGTH, "trials": args.trials,
                 "budget_minutes": args.budget_minutes, "seed": SEED, "space": FINETEXT_SPACE,
                 "startup_trials": startup_trials(args.trials), "pruning": PRUNING_NOTE}
     line = verdict(results)

@@ -160,6 +160,22 @@ def test_pruned_trials_stop_at_the_evaluation_the_pruner_names(tmp_path, tiny_mo
     assert result.summary.counts() == {"complete": 1, "pruned": 2}
 
 
+class PruneAtTheLastEvaluation(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return trial.number > 0 and trial.last_step is not None and trial.last_step >= 4
+
+
+@pytest.mark.slow
+def test_the_last_evaluation_is_never_pruned(tmp_path, tiny_model, monkeypatch):
+    """Pruning at the last evaluation saves no training and would throw a finished trial's score away."""
+    monkeypatch.setattr(study_module, "make_pruner", lambda tune: PruneAtTheLastEvaluation())
+    space = write_space(tmp_path, {"learning_rate": {"low": 1e-4, "high": 3e-3, "log": True}})
+    Study(tune_values(tiny_model, tmp_path / "study", epochs=2),
+          TuneConfig(trials=2, final="none", search_space=space)).run()
+    trials = pd.read_csv(tmp_path / "study" / "trials.csv")
+    assert list(trials["state"]) == ["complete", "complete"] and list(trials["evaluations"]) == [4, 4]
+
+
 @pytest.mark.slow
 def test_resume_runs_only_the_missing_trials_and_reruns_a_killed_one(tmp_path, tiny_model):
     out = tmp_path / "study"

@@ -196,7 +196,8 @@ class Study:
         from finetext.training.run import TrainingRun
 
         try:
-            result = TrainingRun(cfg, on_evaluation=PruningReporter(trial)).run()
+            reporter = PruningReporter(trial, self.metric, planned_evaluations(cfg, self.search.train_rows))
+            result = TrainingRun(cfg, on_evaluation=reporter).run()
         except FinetextError as exc:
             trial.set_user_attr("error", str(exc))
             shutil.rmtree(cfg.output_dir, ignore_errors=True)
@@ -344,23 +345,37 @@ class Study:
 
 class PruningReporter:
     """The EvaluationObserver of a trial: each evaluation's score goes to Optuna, keyed by the evaluation's
-    index (evaluations_per_epoch per epoch, the same for every batch size), and a hopeless trial stops there."""
+    index (evaluations_per_epoch per epoch, the same for every batch size), and a hopeless trial stops there.
+    The last planned evaluation is reported but never pruned: the training it would save is already done."""
 
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, metric: str, planned: int):
+        self.trial, self.metric, self.planned = trial, metric, planned
         self.evaluations = 0
 
     def __call__(self, entry: HistoryEntry) -> None:
         self.evaluations += 1
-        self.trial.report(entry.validation.score(self.trial.study.user_attrs["finetext"]["metric"]), self.evaluations)
-        if self.trial.should_prune():
+        self.trial.report(entry.validation.score(self.metric), self.evaluations)
+        if self.evaluations < self.planned and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at evaluation {self.evaluations} (epoch {entry.epoch})")
+
+
+def updates_per_epoch(batch_size: int, accumulation: int, train_rows: int) -> int:
+    return math.ceil(math.ceil(train_rows / batch_size) / accumulation)
 
 
 def eval_steps(values: dict[str, Any], train_rows: int, per_epoch: int) -> int:
     """Optimizer steps between evaluations so that an epoch holds per_epoch of them."""
-    batch = int(values.get("batch_size", 16)) * int(values.get("gradient_accumulation_steps", 1))
-    return max(1, math.ceil(math.ceil(train_rows / batch) / per_epoch))
+    per_epoch_updates = updates_per_epoch(int(values.get("batch_size", 16)),
+                                          int(values.get("gradient_accumulation_steps", 1)), train_rows)
+    return max(1, math.ceil(per_epoch_updates / per_epoch))
+
+
+def planned_evaluations(cfg: TrainConfig, train_rows: int) -> int:
+    """How many evaluations a trial's run will make (epochs is set: every trial's config resolves it)."""
+    training = cfg.training
+    updates = updates_per_epoch(training.batch_size, training.gradient_accumulation_steps, train_rows)
+    total = math.ceil(updates * training.resolved_epochs(train_rows))
+    return total // training.eval_steps
 
 
 def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
