@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from conftest import REPO, tiny_run, without_timing
 
+import finetext
 from finetext.cli import main
 from finetext.config import config_from_flat
 from finetext.tuning import study as study_module
@@ -112,8 +114,6 @@ def test_study_writes_its_files_and_best_yaml_reproduces_the_final_model(tmp_pat
     reproduced = subprocess.run([sys.executable, "-m", "finetext", "train", str(out / "best.yaml"), "--output-dir",
                                  str(tmp_path / "again"), "--quiet"], capture_output=True, text=True, cwd=REPO)
     assert reproduced.returncode == 0, reproduced.stderr
-    import json
-
     first, again = (json.loads((folder / "metrics.json").read_text()) for folder in (out / "model", tmp_path / "again"))
     assert without_timing([h for h in first["history"]]) == without_timing(again["history"])
     assert first["final"] == again["final"]
@@ -136,6 +136,20 @@ def test_trials_never_see_the_held_back_split(tmp_path, tiny_model):
     test = pd.read_parquet(REPO / "tests" / "data" / "mrpc" / "test.parquet")
     assert set(searched["text"]) <= set(validation["sentence1"])
     assert not set(searched["text"]) & set(test["sentence1"])
+
+
+@pytest.mark.slow
+def test_final_trial_keeps_the_best_trials_model_and_scores_the_held_back_split(tmp_path, tiny_model):
+    out = tmp_path / "study"
+    result = Study(tune_values(tiny_model, out, dataset="mrpc"),
+                   TuneConfig(trials=2, final="trial", pruner="none")).run()
+    final = json.loads((out / "final.json").read_text())
+    assert final["split"] == result.summary.held_back_split == "test"
+    assert final["best_trial"] == result.summary.best.number
+    assert not (out / "trials").exists()  # the best trial's model now lives in model/
+    rescored = finetext.evaluate(out / "model", dataset="mrpc", split="test", test_samples=48, progress=False)
+    assert final["scores"] == pytest.approx({k: rescored[k] for k in final["scores"]})
+    assert rescored["num_examples"] == 48
 
 
 class PruneFromTrialOne(optuna.pruners.BasePruner):

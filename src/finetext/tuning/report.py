@@ -164,7 +164,7 @@ def importance_chart(importances: dict[str, float]) -> bytes | None:
     ax.barh([short(name, 28) for name, _ in ranked], [value for _, value in ranked], color=COLORS[0])
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
-    figure.suptitle("Parameter importance (fANOVA)")
+    figure.suptitle("Parameter importance")
     ax.set_xlabel("share of the score's variance", color=MUTED)
     return png(figure)
 
@@ -280,8 +280,8 @@ def importances(summary: TuneSummary, images: dict[str, bytes]) -> str:
     chart = figure(images, "importances.png", "importance of each parameter")
     if not chart:
         return section("importances", note("No importances: they need at least two complete trials."))
-    text = ("How much of the variation in the score each parameter explains across complete trials (Optuna's "
-            "fANOVA). Small studies give rough estimates.")
+    text = ("How much each parameter decides whether a complete trial is among the best (Optuna's default "
+            "evaluator, PED-ANOVA). Small studies give rough estimates.")
     return section("importances", chart + note(text))
 
 

@@ -316,8 +316,10 @@ class Study:
         from finetext.inference.split_evaluation import evaluate_split
 
         data_options = {k: v for k, v in asdict(self.base.data).items() if v is not None}
+        if self.search.held_back == "test":  # eval_samples limits validation only, as in a training run
+            data_options.pop("eval_samples", None)
         scored = evaluate_split(model, split=self.search.held_back, progress=not self.base.quiet, **data_options)
-        return model, scored.report.scalars()
+        return model, scored.scores.scalars()
 
     def summary(self, best: FrozenTrial | None, scores: dict[str, float] | None,
                 model_dir: Path | None) -> TuneSummary:
