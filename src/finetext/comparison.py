@@ -38,9 +38,10 @@ DEFAULT_OUTPUT_DIR = "outputs/compare"
 
 
 def parse_strategies(value: str | list[str] | None) -> list[str]:
-    """The strategies to compare, from a comma-separated string or a list; None: every registered one."""
+    """The strategies to compare, from a comma-separated string or a list; None: every registered one that runs
+    by default (fewshot, for a few examples per class, only when named)."""
     if value is None:
-        return list(STRATEGIES)
+        return [name for name, strategy in STRATEGIES.items() if strategy.in_compare_default]
     names = [s.strip() for s in (value.split(",") if isinstance(value, str) else value) if s.strip()]
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown or not names:

@@ -113,6 +113,12 @@ class ModelConfig:
     """Allow model repositories to run their own Python code. Off unless you trust the source."""
     strategy: str = field(default="full", metadata={"choices": STRATEGIES})
     """Which weights train; a new scratch model trains only with full."""
+    pooling: Literal["auto", "cls", "mean"] = "auto"
+    """How a pretrained encoder's token vectors become the one vector the classifier reads: 'cls' is the
+    checkpoint's [CLS] pooler (what AutoModelForSequenceClassification does), 'mean' the average over the real
+    tokens. 'auto': the checkpoint's own sentence-embedding pooling when it is a sentence-transformers model
+    (mean for the default all-MiniLM-L6-v2), else cls. Mean-pooled artifacts load in transformers.pipeline
+    after `import finetext.architectures`. Scratch models always mean-pool; --init-from keeps DIR's pooling."""
     top_k: int = 2
     """Encoder layers trained by the top_k strategy (counted from the top)."""
     lora_rank: int = 8
@@ -129,6 +135,10 @@ class ModelConfig:
     """Save the adapters merged into the weights: a plain model that transformers.pipeline loads. The
     adapters alone are kept in adapter/ either way; with false the artifact holds only them (a few MB) and
     loading needs the base model."""
+    fewshot_pairs: int = 20
+    """--strategy fewshot: at most this many positive (same label) and as many negative pairs per training
+    example train the body. Fewer examples give fewer: SetFit's default count, every pair drawn once and the
+    scarcer kind repeated to balance."""
     init_from: str | None = None
     """Start from a model finetext trained (its output directory; any model family, including scratch)
     instead of from --model. When the data's labels differ from that model's (in number or names), its
@@ -164,6 +174,8 @@ class ModelConfig:
             raise FinetextError(f"top_k must be a positive integer, got {self.top_k}.")
         if self.lora_rank < 1:
             raise FinetextError(f"lora_rank must be a positive integer, got {self.lora_rank}.")
+        if self.fewshot_pairs < 1:
+            raise FinetextError(f"fewshot_pairs must be a positive integer, got {self.fewshot_pairs}.")
         if self.lora_alpha <= 0:
             raise FinetextError(f"lora_alpha must be positive, got {self.lora_alpha}.")
         for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
@@ -196,6 +208,10 @@ class ModelConfig:
                                 f"({self.scratch_width}).", "E.g. --scratch-width 64 --scratch-heads 4.")
         if not 0.0 <= self.scratch_dropout < 1.0:
             raise FinetextError(f"scratch_dropout must be in [0, 1), got {self.scratch_dropout}.")
+        if self.pooling != "auto" and (self.init_from or self.is_scratch()):
+            raise FinetextError(f"--pooling {self.pooling} sets how a pretrained checkpoint pools; "
+                                + ("--init-from keeps the pooling of the model in DIR." if self.init_from
+                                   else "a scratch model always mean-pools."), "Drop --pooling.")
         if self.is_scratch() and (self.hidden_dropout is not None or self.attention_dropout):
             raise FinetextError("attention_dropout and hidden_dropout set a pretrained model's dropout; a scratch "
                                 "model has no attention dropout and sets the rest with scratch_dropout.",

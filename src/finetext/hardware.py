@@ -29,7 +29,10 @@ BF16_MIN_WIDTH = 384
 
 
 def model_width(config) -> int | None:
-    """A model config's hidden size (BERT-like configs and the scratch model: hidden_size; DistilBERT: dim)."""
+    """A model config's hidden size (BERT-like configs and the scratch model: hidden_size; DistilBERT: dim; a
+    mean-pooled model: its encoder's)."""
+    if (encoder := getattr(config, "encoder", None)) is not None and not isinstance(encoder, dict):
+        config = encoder
     return getattr(config, "hidden_size", None) or getattr(config, "dim", None)
 
 

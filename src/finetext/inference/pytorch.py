@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-import finetext.models.scratch  # noqa: F401 - registers the scratch architecture with the Auto classes
+import finetext.architectures  # noqa: F401 - registers finetext's architectures with the Auto classes
 from finetext.artifacts import ADAPTER, Artifact
 from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier, LoadOptions, classifier_for

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import logging as hf_logging
 
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError
 from finetext.hub import hub_unreachable_reason, quiet_hub_logs
 from finetext.model_files import check_model_dir, check_tokenizer, reason, remote_code_error
+from finetext.models.mean_pooling import build_mean_pooled, checkpoint_pooling, is_mean_pooled
 
 log = logging.getLogger("finetext")
 LOCAL_FIX = "Point --model at a complete model directory (copy or download it again)."
@@ -71,35 +72,63 @@ def load_tokenizer(cfg: ModelConfig):
 
 
 def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool = False) -> PreTrainedModel:
-    """AutoModelForSequenceClassification with num_labels, id2label and label2id from the data.
+    """AutoModelForSequenceClassification with num_labels, id2label and label2id from the data, or, with mean
+    pooling, finetext's mean-pooled classifier around the checkpoint's encoder.
 
     Multi-label models are marked so in their config, so transformers.pipeline applies a sigmoid."""
     source = resolve_model_path(cfg.model)
-    id2label = dict(enumerate(label_names))
+    pooling, normalize = resolve_pooling(cfg, source)
     # The base checkpoint has no (or another) classifier head: transformers would warn at length
     # about newly initialised weights. That is expected here, so say it once, briefly.
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            **dropout_overrides(source, cfg),
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id={name: i for i, name in id2label.items()},
-            ignore_mismatched_sizes=True,
-            problem_type="multi_label_classification" if multi_label else "single_label_classification",
-            trust_remote_code=cfg.trust_remote_code,
-            use_safetensors=True,
-        )
+        config = _config(source, cfg)
+        if is_mean_pooled(config):  # a finetext artifact (--init-from): its dropouts live in its encoder's config
+            config.encoder.update(dropout_overrides(config.encoder, cfg))
+            config.update(labels_config(label_names, multi_label))
+            model = AutoModelForSequenceClassification.from_pretrained(source, config=config, use_safetensors=True,
+                                                                       ignore_mismatched_sizes=True)
+        elif pooling == "mean":
+            encoder = AutoModel.from_pretrained(source, **dropout_overrides(config, cfg), use_safetensors=True,
+                                                trust_remote_code=cfg.trust_remote_code)
+            model = build_mean_pooled(encoder, label_names, multi_label, normalize)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, **dropout_overrides(config, cfg), **labels_config(label_names, multi_label),
+                ignore_mismatched_sizes=True, trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
     except FinetextError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise _load_error(cfg.model, "model", exc) from None
     finally:
         hf_logging.set_verbosity(previous)
-    log.info("loaded %s for %d labels", cfg.model, len(label_names))
+    log.info("loaded %s for %d labels (%s pooling)", cfg.model, len(label_names), pooling)
     return model
+
+
+def resolve_pooling(cfg: ModelConfig, source: str) -> tuple[str, bool]:
+    """('cls' or 'mean', normalise the pooled vector): a finetext mean-pooled model keeps its own; 'auto' follows
+    a sentence-transformers checkpoint's pooling; a checkpoint with a trained [CLS] pooler keeps it."""
+    config = _config(source, cfg)
+    if is_mean_pooled(config):
+        if cfg.pooling == "cls":
+            raise FinetextError(f"{cfg.model} is a mean-pooled finetext model: --pooling cls cannot apply to it.",
+                                "Drop --pooling.")
+        return "mean", bool(config.normalize)
+    own, normalize = checkpoint_pooling(source)
+    if cfg.pooling == "auto" and cfg.strategy == "fewshot":  # it trains the mean-pooled sentence embedding
+        return "mean", normalize and own == "mean"
+    if cfg.pooling == "auto":
+        return ("mean", normalize) if own == "mean" else ("cls", False)
+    return cfg.pooling, normalize and cfg.pooling == own
+
+
+def _config(source: str, cfg: ModelConfig):
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise _load_error(cfg.model, "model config", exc) from None
 
 
 # The names architectures give the two dropouts (BERT family; DistilBERT, BART; GPT-2). Only the names the
@@ -108,16 +137,18 @@ ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout", 
 HIDDEN_DROPOUT_NAMES = ("hidden_dropout_prob", "dropout", "resid_pdrop", "embd_pdrop", "hidden_dropout")
 
 
-def dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
+def dropout_overrides(config, cfg: ModelConfig) -> dict[str, float]:
     """Config overrides for --attention-dropout / --hidden-dropout, under the names this architecture uses."""
     wanted = [(ATTENTION_DROPOUT_NAMES, cfg.attention_dropout), (HIDDEN_DROPOUT_NAMES, cfg.hidden_dropout)]
-    if all(value is None for _, value in wanted):
-        return {}
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-    except Exception as exc:  # noqa: BLE001
-        raise _load_error(cfg.model, "model config", exc) from None
     return {name: value for names, value in wanted if value is not None for name in names if hasattr(config, name)}
+
+
+def labels_config(label_names: list[str], multi_label: bool) -> dict:
+    """The config entries that name the data's labels (and, for multi-label data, the sigmoid)."""
+    id2label = dict(enumerate(label_names))
+    return {"num_labels": len(label_names), "id2label": id2label,
+            "label2id": {name: i for i, name in id2label.items()},
+            "problem_type": "multi_label_classification" if multi_label else "single_label_classification"}
 
 
 def _load_error(name: str, what: str, exc: Exception) -> FinetextError:

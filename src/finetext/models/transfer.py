@@ -9,7 +9,7 @@ from dataclasses import replace
 from torch import nn
 from transformers import PreTrainedModel
 
-import finetext.models.scratch  # noqa: F401 - registers the scratch architecture with the Auto classes
+import finetext.architectures  # noqa: F401 - registers finetext's architectures with the Auto classes
 from finetext.artifacts import Artifact, open_artifact
 from finetext.config import DEFAULT_MODEL, ModelConfig
 from finetext.errors import FinetextError

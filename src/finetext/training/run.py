@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 import yaml
 from accelerate import PartialState
@@ -42,7 +43,8 @@ from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
 from finetext.models.factory import load_model, resolve_model_config
-from finetext.models.strategies import apply_strategy, parameter_counts
+from finetext.models.mean_pooling import is_mean_pooled
+from finetext.models.strategies import STRATEGIES, apply_strategy, parameter_counts
 from finetext.models.strategies.lora import is_lora
 from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
@@ -122,15 +124,20 @@ class TrainingRun:
         if "train" not in data.splits:
             raise FinetextError("the data has no train split.", "Pass --train-file or a dataset with train.")
         training = cfg.training
+        strategy = STRATEGIES[cfg.model.strategy]
         cfg = replace(cfg, data=resolved_data_config(cfg.data, data), training=replace(
-            training, epochs=training.resolved_epochs(len(data.splits["train"])),
+            training, epochs=training.epochs or strategy.default_epochs or training.resolved_epochs(
+                len(data.splits["train"])),
             learning_rate=training.learning_rate or cfg.model.default_learning_rate()))
         if self.state.num_processes > 1:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
         log.info("data %s: %s; labels: %s", data.source, sizes, ", ".join(data.label_names))
         set_seed(seed)  # the new head's (LoRA's, a scratch model's) initialisation depends only on the seed
+        suggest_fewshot(data, cfg.model.strategy)
         tokenizer, model = load_model(cfg.model, cfg.data.max_length, data.label_names, data.multi_label)
+        if not (cfg.model.init_from or cfg.model.is_scratch()):  # metrics and finetext.yaml say which was used
+            cfg = replace(cfg, model=replace(cfg.model, pooling="mean" if is_mean_pooled(model.config) else "cls"))
         model = apply_strategy(model, cfg.model)
         encoded = {split: tokenize_split(data.splits[split], tokenizer, cfg.data.max_length, cfg.data.padding,
                                          cache=cfg.data.cache_tokenized)
@@ -189,7 +196,8 @@ class TrainingRun:
     def train(self, run: PreparedRun) -> FitResult:
         self.save_run_config(run)
         started = time.perf_counter()
-        fit = self.engine.fit(run)
+        own_loop = STRATEGIES[run.config.model.strategy].fit  # fewshot trains its own way
+        fit = own_loop(run) if own_loop else self.engine.fit(run)
         fit.stats.update(throughput(run, fit.stats))
         fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return fit
@@ -256,6 +264,22 @@ class TrainingRun:
             self.cleanup(prepared)
         self.state.wait_for_everyone()
         return result
+
+
+FEW_EXAMPLES_PER_CLASS = 64
+
+
+def suggest_fewshot(data: LabelledData, strategy: str) -> None:
+    """Say so when every class has at most 64 training examples: the few-shot strategy usually does far better
+    there (docs/results.md). The choice stays the user's."""
+    if strategy == "fewshot":
+        return
+    labels = label_array(data.splits["train"]["label"])
+    counts = labels.sum(axis=0) if data.multi_label else np.bincount(labels, minlength=len(data.label_names))
+    if counts.max() <= FEW_EXAMPLES_PER_CLASS:
+        log.warning("the training split has at most %d examples per %s (%d): --strategy fewshot usually does much "
+                    "better with so few (see docs/results.md)", FEW_EXAMPLES_PER_CLASS,
+                    "label" if data.multi_label else "class", int(counts.max()))
 
 
 def resolved_precision(cfg: TrainConfig, train: datasets.Dataset, model: nn.Module) -> str:

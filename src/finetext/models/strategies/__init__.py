@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from finetext.models.strategies import full, head, lora, top_k
+from finetext.models.strategies import fewshot, full, head, lora, top_k
 from finetext.models.strategies.base import Strategy
 
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finetext")
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (full.STRATEGY, head.STRATEGY, top_k.STRATEGY, lora.STRATEGY)}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (full.STRATEGY, head.STRATEGY, top_k.STRATEGY, lora.STRATEGY,
+                                                      fewshot.STRATEGY)}
 """Every strategy by name, in the order compare runs them and the docs list them."""
 
 

@@ -34,7 +34,8 @@ def lora_targets(model: PreTrainedModel, cfg: ModelConfig) -> list[str] | str:
             raise FinetextError(f"lora_target_modules {', '.join(missing)} not found in {type(model).__name__}.",
                                 f"Its linear layers are named: {', '.join(linear_layer_names(model))}.")
         return list(cfg.lora_target_modules)
-    model_type = model.config.model_type
+    config = model.config
+    model_type = config.encoder.model_type if hasattr(config, "encoder") else config.model_type  # mean-pooled
     return PEFT_DEFAULTS.get(model_type) or EXTRA_LORA_TARGETS.get(model_type) or "all-linear"
 
 
