@@ -116,6 +116,7 @@ class BodyLoss:
 def train_body(run: PreparedRun, texts: list[str], labels: np.ndarray) -> BodyLoss:
     """Contrastive fine-tuning of run.model's encoder through a SentenceTransformer that shares it."""
     import datasets
+    import torch
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -138,7 +139,8 @@ def train_body(run: PreparedRun, texts: list[str], labels: np.ndarray) -> BodyLo
             warmup_steps=training.warmup if training.warmup_is_ratio() else int(training.warmup),  # <1: a ratio
             lr_scheduler_type=training.lr_scheduler, max_grad_norm=training.max_grad_norm, seed=training.seed,
             bf16=training.precision == "bf16", save_strategy="no", report_to=[],
-            logging_steps=training.logging_steps, disable_tqdm=cfg.quiet, dataloader_num_workers=0)
+            logging_steps=training.logging_steps, disable_tqdm=cfg.quiet, dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available())
         trainer = SentenceTransformerTrainer(model=body, args=args, train_dataset=dataset,
                                              loss=CosineSimilarityLoss(body))
         output = trainer.train()
@@ -151,10 +153,17 @@ def sentence_modules(run: PreparedRun, scratch: str) -> list:
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
+    from transformers import logging as hf_logging
+
     encoder = run.model.encoder
     encoder.save_pretrained(scratch)  # sentence-transformers builds its module from a directory...
     run.tokenizer.save_pretrained(scratch)
-    transformer = Transformer(scratch, max_seq_length=run.config.data.max_length)
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # (the copy has no [CLS] pooler, which its loader would report at length)
+    try:
+        transformer = Transformer(scratch, max_seq_length=run.config.data.max_length)
+    finally:
+        hf_logging.set_verbosity(previous)
     transformer.model = encoder  # ...then uses the live encoder, not its copy
     modules = [transformer, Pooling(encoder.config.hidden_size, pooling_mode="mean")]
     return modules + [Normalize()] if run.model.config.normalize else modules
@@ -229,7 +238,7 @@ def evaluate_validation(run: PreparedRun, epoch: float, step: int, train_loss: f
                      multi_label=data.multi_label)
     logits = predict_logits(clf, frame["text"].tolist(), None, cfg.training.eval_batch_size, progress=False)
     labels = label_matrix(frame["label"])
-    loss = run.objective.loss(torch.as_tensor(logits), torch.as_tensor(labels)).item()
+    loss = run.objective.loss(torch.tensor(logits), torch.tensor(labels)).item()
     scores = SplitScores(loss=round(loss, 5), num_examples=len(labels),
                          **{k: round(v, 5) for k, v in run.objective.metrics(logits, labels).items()})
     log_evaluation(epoch, step, scores)
