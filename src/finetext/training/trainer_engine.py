@@ -27,6 +27,9 @@ from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
 
+DOCUMENT_LOSS = "document_loss"
+"""compute_metrics's name for the validation loss of chunked runs, which evaluation_loop makes the eval_loss."""
+
 
 class TrainingClock(TrainerCallback):
     """Training time at each evaluation, on the Stopwatch every engine uses.
@@ -103,6 +106,14 @@ class ObjectiveTrainer(Trainer):
     def __init__(self, *args, objective: Objective, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective = objective
+
+    def evaluation_loop(self, *args, **kwargs):
+        """The Trainer's loop; with chunked long texts the validation loss is the documents' (compute_metrics's
+        document_loss), not the mean over windows the loop computes itself."""
+        output = super().evaluation_loop(*args, **kwargs)
+        for key in [k for k in output.metrics if k.endswith("_" + DOCUMENT_LOSS)]:
+            output.metrics[key.removesuffix(DOCUMENT_LOSS) + "loss"] = output.metrics.pop(key)
+        return output
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)  # the Trainer reads the labels from inputs again after this call
@@ -184,9 +195,18 @@ class TrainerEngine:
         """The Trainer for the run, showing only named bars (none with --quiet) and finetext's log lines."""
         cfg, objective = run.config.training, run.objective
 
+        validation = run.encoded_validation
+        documents = np.asarray(validation["document"]) if "document" in validation.column_names else None
+
         def compute_metrics(eval_pred) -> dict[str, float]:
             logits, labels = eval_pred
-            return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+            if documents is None:
+                return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+            # long_text chunk: the rows are windows, in the dataset's order (the Trainer drops the document column
+            # before the model and gathers predictions in order); scored per document, loss included.
+            scores = objective.validation_scores(logits, labels, documents)
+            scores[DOCUMENT_LOSS] = scores.pop("loss")
+            return scores
 
         callbacks: list[TrainerCallback] = [clock]
         if run.on_evaluation is not None:
