@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import SequentialSampler
 from tqdm.auto import tqdm
 from transformers import (
     DataCollatorWithPadding,
@@ -103,9 +104,18 @@ class ObjectiveTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
 
-    def __init__(self, *args, objective: Objective, **kwargs):
+    def __init__(self, *args, objective: Objective, keep_eval_order: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective = objective
+        # Evaluate in the dataset's order (chunked long texts: compute_metrics finds each window's document by its
+        # position). The Trainer otherwise groups evaluation batches by length too, in a shuffled order.
+        self.keep_eval_order = keep_eval_order
+
+    def _get_eval_sampler(self, eval_dataset):
+        if not self.keep_eval_order:
+            return super()._get_eval_sampler(eval_dataset)
+        # One process: in order. Several: None lets Accelerate shard in order, and gathering restores it.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def evaluation_loop(self, *args, **kwargs):
         """The Trainer's loop; with chunked long texts the validation loss is the documents' (compute_metrics's
@@ -202,8 +212,8 @@ class TrainerEngine:
             logits, labels = eval_pred
             if documents is None:
                 return {**objective.metrics(logits, labels), "num_examples": len(labels)}
-            # long_text chunk: the rows are windows, in the dataset's order (the Trainer drops the document column
-            # before the model and gathers predictions in order); scored per document, loss included.
+            # long_text chunk: the rows are windows, in the dataset's order (keep_eval_order; the Trainer drops the
+            # document column before the model); scored per document, loss included.
             scores = objective.validation_scores(logits, labels, documents)
             scores[DOCUMENT_LOSS] = scores.pop("loss")
             return scores
@@ -215,6 +225,7 @@ class TrainerEngine:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = ObjectiveTrainer(
             objective=objective,
+            keep_eval_order=documents is not None,
             model=run.model,
             args=training_arguments(cfg, run.checkpoint_dir, run.config.quiet),
             train_dataset=run.encoded_train,
