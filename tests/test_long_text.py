@@ -115,6 +115,17 @@ def test_validation_scores_count_documents_for_both_engines():
     assert plain["num_examples"] == 5
 
 
+def test_multi_label_validation_scores_use_each_documents_label_set():
+    objective = Objective(["a", "b", "c"], multi_label=True, window_aggregation="max")
+    labels = np.array([[1, 0, 1]] * 3 + [[0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    scores = objective.validation_scores(WINDOW_LOGITS, labels, np.array(DOCUMENTS))
+    p = sigmoid(aggregate_windows(WINDOW_LOGITS, DOCUMENTS, True, "max").astype(np.float64))
+    truth = labels[[0, 3, 4]]
+    expected_loss = -(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean()
+    assert scores["num_examples"] == 3 and scores["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert scores["accuracy"] == pytest.approx(np.mean(((p >= 0.5) == truth).all(axis=1)))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the predict path every command shares, checked window by window on a random model with spread-out logits
 
@@ -221,8 +232,10 @@ def test_training_and_scoring_count_documents(chunked_run, data_dir):
         assert len(mistakes[split]) <= 16
         assert all(m["text"].rstrip("…")[:1999] in reviews for m in mistakes[split])  # whole documents
     assert "long texts" in (chunked_run / "README.md").read_text()
+    assert "windows (long texts chunked)" in (chunked_run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_native_engine_scores_documents_too(tiny_model, tmp_path):
     out = tmp_path / "native"
     finetext.train(tiny_run(tiny_model, out, dataset="imdb", epochs=1, max_length=32, long_text="chunk", stride=8,
