@@ -139,7 +139,8 @@ def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_config_flags(evaluate, {"dataset", "data_dir", "test_file", "validation_file", "text_column",
                                 "text_pair_column", "label_column", "eval_samples", "bad_rows", "max_length",
-                                "label_separator", "multi_label", "threshold", "quiet"})
+                                "label_separator", "multi_label", "threshold", "long_text", "stride",
+                                "window_aggregation", "quiet"})
     evaluate.add_argument("--split", choices=("test", "validation", "train"), help="split to score "
                           "(default: test when labelled, else validation)")
     evaluate.add_argument("--batch-size", type=int, default=64, help="examples per batch")

@@ -70,12 +70,29 @@ class DataConfig:
     """Rows with empty/missing text or a missing label: 'fail' stops with a count, 'drop' skips them and
     says how many."""
     max_length: int = 256
-    """Truncate (pairs: longest first) to this many tokens."""
+    """Truncate (pairs: longest first) to this many tokens; with long_text chunk, the length of each window."""
     padding: Literal["dynamic", "max_length"] = "dynamic"
     """'dynamic' pads each batch to its longest example; 'max_length' pads everything to max_length (the
     tutorials' behaviour, slower)."""
+    long_text: Literal["truncate", "chunk"] = "truncate"
+    """Texts longer than max_length: 'truncate' keeps their first max_length tokens; 'chunk' splits each into
+    overlapping windows of max_length tokens (stride tokens shared by consecutive windows). Chunked training
+    learns from every window (each with its document's labels) and evaluate, predict and serve combine the
+    windows' probabilities per document (window_aggregation); metrics, mistakes and the report count documents.
+    Single texts only (not sentence pairs)."""
+    stride: int = 64
+    """long_text chunk: tokens shared by consecutive windows; must be below max_length minus the tokenizer's
+    special tokens (2 for BERT: [CLS] and [SEP])."""
+    train_windows_per_document: int | None = 8
+    """long_text chunk: training keeps at most this many windows of each document, evenly spaced from its first
+    to its last, so a few very long documents do not dominate an epoch; 'none' keeps every window. Evaluation and
+    prediction always read every window."""
+    window_aggregation: Literal["mean", "max"] = "mean"
+    """long_text chunk: how the windows' probabilities (softmax, or sigmoid per label for multi-label) become the
+    document's: 'mean' averages them; 'max' takes each label's largest (single-label: then rescaled to sum to
+    1), so one clearly positive window decides."""
     cache_tokenized: bool = True
-    """Keep tokenized splits on disk, keyed by the split's contents, the tokenizer and max_length/padding, so a
+    """Keep tokenized splits on disk, keyed by the split's contents, the tokenizer and the settings above, so a
     later run (or compare's next configuration) on the same data skips tokenization. Stored in
     FINETEXT_CACHE_DIR (default ~/.cache/finetext/tokenized); safe to delete at any time."""
 
@@ -96,9 +113,37 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise FinetextError(f"{name} must be a positive integer, got {value}.")
+        self.check_long_text()
+
+    def check_long_text(self) -> None:
+        """The chunking options: only with long_text chunk, single texts, a stride that leaves windows room."""
+        if self.long_text == "truncate":
+            changed = [f.name for f in dataclasses.fields(self) if f.name in CHUNK_OPTIONS
+                       and getattr(self, f.name) != f.default]
+            if changed:
+                raise FinetextError(f"{', '.join(changed)} only apply to --long-text chunk.",
+                                    f"Add --long-text chunk or drop --{changed[0].replace('_', '-')}.")
+            return
+        if self.text_pair_column:
+            raise FinetextError(f"long_text chunk splits single texts into windows, but this data has sentence "
+                                f"pairs (text_pair_column '{self.text_pair_column}').",
+                                "Use --long-text truncate for sentence pairs.")
+        if self.stride < 0:
+            raise FinetextError(f"stride must be >= 0, got {self.stride}.", "Use e.g. --stride 64.")
+        if self.stride >= self.max_length:
+            raise FinetextError(f"stride ({self.stride}) must be smaller than max_length ({self.max_length}): "
+                                "consecutive windows would share all their tokens.",
+                                f"Use e.g. --stride {self.max_length // 4}.")
+        if self.train_windows_per_document is not None and self.train_windows_per_document < 1:
+            raise FinetextError(f"train_windows_per_document must be a positive integer or none, got "
+                                f"{self.train_windows_per_document}.")
 
     def has_source(self) -> bool:
         return bool(self.dataset or self.train_file or self.test_file)
+
+
+CHUNK_OPTIONS = ("stride", "train_windows_per_document", "window_aggregation")
+"""DataConfig fields that only mean something with long_text chunk."""
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finetext.config import ModelConfig, TrainConfig
+from finetext.config import DataConfig, ModelConfig, TrainConfig
 from finetext.evaluation.run_metrics import RunMetrics, SplitScores
 from finetext.models.strategies import STRATEGIES
 
@@ -58,6 +58,7 @@ Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_
 | batch size | {t.batch_size} x {t.gradient_accumulation_steps} accumulation |
 | weight decay | {t.weight_decay} |
 | max length | {d.max_length} ({d.padding} padding) |
+| long texts | {long_text_line(d, metrics)} |
 | precision | {t.precision} |
 | seed | {t.seed} |
 | examples | train {metrics.data.sizes['train']}, validation {metrics.data.sizes['validation']} |
@@ -71,8 +72,29 @@ The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json
 {pipeline_code(m)}
 ```
 
-or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}
+or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}{windows_note(d)}
 """
+
+
+def long_text_line(d: DataConfig, metrics: RunMetrics) -> str:
+    if d.long_text != "chunk":
+        return f"truncated to {d.max_length} tokens"
+    cap = d.train_windows_per_document
+    counted = metrics.data.windows or {}
+    windows = f"; train {counted['train']} windows" if "train" in counted else ""
+    return (f"chunked: windows of {d.max_length} tokens sharing {d.stride}, {d.window_aggregation} of the windows' "
+            f"probabilities per document; training kept {f'at most {cap}' if cap else 'every'} window(s) per "
+            f"document{windows}")
+
+
+def windows_note(d: DataConfig) -> str:
+    if d.long_text != "chunk":
+        return ""
+    return (f"\n\nThis model reads long texts as overlapping windows of {d.max_length} tokens and combines their "
+            f"probabilities ({d.window_aggregation}); `finetext predict`, `evaluate` and `serve` do that. "
+            "`transformers.pipeline` knows nothing of windows: it reads a text as one sequence (call it with "
+            f"`truncation=True, max_length={d.max_length}` for long texts, which keeps their first {d.max_length} "
+            "tokens), so on longer texts its answers can differ.")
 
 
 def strategy_name(m: ModelConfig) -> str:

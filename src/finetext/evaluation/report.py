@@ -240,6 +240,8 @@ def overview(run: RunFiles) -> str:
         ("data", m.data.source),
         ("labels", f"{len(m.label_names)}, {kind}: {', '.join(m.label_names)}"),
         ("examples", splits or "–"),
+        *([("windows (long texts chunked)", " · ".join(f"{k} {n:,}" for k, n in m.data.windows.items()))]
+          if m.data.windows else []),
         ("strategy", params["strategy"]),
         ("engine", train.engine),
         ("precision", run.training.precision if run.config else "–"),

@@ -205,19 +205,24 @@ class DataSummary:
     source: str
     """The dataset name or folder, or the training file."""
     sizes: dict[str, int]
-    """Examples per split, in the data's order."""
+    """Examples per split, in the data's order (documents, when long texts are chunked)."""
+    windows: dict[str, int] | None = None
+    """long_text chunk: the windows train (after train_windows_per_document) and validation were cut into."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, **self.sizes}
+        return {"source": self.source, **self.sizes, **({"windows": self.windows} if self.windows else {})}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> DataSummary:
         if not isinstance(data, dict) or "source" not in data:
             raise DamagedMetrics(f"{where} lacks 'source'")
-        sizes = {split: count for split, count in data.items() if split != "source"}
-        if not all(isinstance(count, int) for count in sizes.values()):
+        sizes = {split: count for split, count in data.items() if split not in ("source", "windows")}
+        windows = data.get("windows")
+        if windows is not None and not isinstance(windows, dict):
+            raise DamagedMetrics(f"{where}.windows is not a mapping of split to count")
+        if not all(isinstance(count, int) for count in [*sizes.values(), *(windows or {}).values()]):
             raise DamagedMetrics(f"{where} has a split size that is not a count")
-        return cls(data["source"], sizes)
+        return cls(data["source"], sizes, windows)
 
 
 @dataclass(kw_only=True)

@@ -71,6 +71,11 @@ class Classifier:
     batch); the logits are returned as float32 either way."""
     backend: str = "pytorch"
     """The inference backend that loaded the model (finetext.inference.loader.BACKENDS)."""
+    long_text: str = DataConfig.long_text
+    """'chunk': texts are read as overlapping windows of max_length tokens (stride shared) and the windows'
+    probabilities combined per text (window_aggregation); 'truncate': the first max_length tokens."""
+    stride: int = DataConfig.stride
+    window_aggregation: str = DataConfig.window_aggregation
 
     def accepts_pairs(self, have_pairs: bool) -> bool:
         """Whether input with (or without) second texts fits the model: a pair model needs them, a finetext
@@ -83,7 +88,8 @@ class Classifier:
 def classifier_for(artifact: Artifact, model: SequenceClassifier, tokenizer: Any, precision: str,
                    backend: str) -> Classifier:
     """The Classifier of a model a backend loaded from artifact: label names from its config.json, max length,
-    columns and threshold from its finetext.yaml, or DataConfig's defaults for a plain HF directory."""
+    columns, threshold and long-text settings from its finetext.yaml, or DataConfig's defaults for a plain HF
+    directory."""
     data = artifact.config.data if artifact.config else DataConfig()
     max_length = data.max_length if artifact.config else min(tokenizer.model_max_length, PLAIN_MODEL_MAX_LENGTH)
     return Classifier(
@@ -97,4 +103,7 @@ def classifier_for(artifact: Artifact, model: SequenceClassifier, tokenizer: Any
         label_separator=data.label_separator,
         precision=precision,
         backend=backend,
+        long_text=data.long_text,
+        stride=data.stride,
+        window_aggregation=data.window_aggregation,
     )

@@ -7,9 +7,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from finetext.data.tokenize import encode
+from finetext.data.tokenize import encode, encode_windows
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
+from finetext.evaluation.windows import aggregate_windows
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 
@@ -18,10 +19,21 @@ from finetext.inference.classifier import Classifier
 def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64,
                    progress: bool = True, desc: str = "predict", sort_by_length: bool = True) -> np.ndarray:
     """Logits for every text, in input order. Batches are length-sorted (longest first) to minimise padding;
-    sort_by_length=False keeps the input order (for measuring what sorting gains)."""
+    sort_by_length=False keeps the input order (for measuring what sorting gains).
+
+    A classifier with long_text chunk runs every window of every text (batch_size windows a batch) and returns
+    each text's document logits (evaluation.windows.aggregate_windows: their softmax or sigmoid is the combined
+    probabilities of its windows)."""
     if pairs is not None and len(pairs) != len(texts):
         raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.")
-    encoded = encode(clf.tokenizer, texts, pairs, clf.max_length)
+    documents = None
+    if clf.long_text == "chunk":
+        if pairs is not None:
+            raise FinetextError("this model reads long texts as windows (long_text chunk), which takes single texts, "
+                                "but text pairs were given.", "Drop the second texts.")
+        encoded, documents = encode_windows(clf.tokenizer, texts, clf.max_length, clf.stride)
+    else:
+        encoded = encode(clf.tokenizer, texts, pairs, clf.max_length)
     input_ids = encoded["input_ids"]
     order = (np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1] if sort_by_length
              else np.arange(len(input_ids)))
@@ -29,7 +41,7 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * batch_size
     bf16 = resolve_precision(clf.precision, tokens_per_batch, model_width(clf.model.config)) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    logits = np.zeros((len(texts), clf.model.config.num_labels), dtype=np.float32)
+    logits = np.zeros((len(input_ids), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
         index = order[start:start + batch_size]
@@ -37,6 +49,8 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast:
             logits[index] = clf.model(**batch).logits.float().cpu().numpy()
+    if documents is not None:
+        return aggregate_windows(logits, documents, clf.multi_label, clf.window_aggregation, len(texts))
     return logits
 
 

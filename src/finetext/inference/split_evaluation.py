@@ -27,14 +27,17 @@ def evaluate_split(model_dir: str | Path, *, split: str | None = None, batch_siz
     artifact = open_artifact(model_dir)
     clf = load_classifier(artifact, LoadOptions(trust_remote_code, precision="fp32"))  # the saved weights' scores
     saved = {"max_length": clf.max_length, "multi_label": clf.multi_label, "label_separator": clf.label_separator,
-             "threshold": clf.threshold}
+             "threshold": clf.threshold, "long_text": clf.long_text}
+    if clf.long_text == "chunk" and data_options.get("long_text", "chunk") == "chunk":
+        saved.update(stride=clf.stride, window_aggregation=clf.window_aggregation)
     data_cfg = build(DataConfig, {**saved, **data_options})
     if not data_cfg.has_source():
         raise FinetextError("no data to evaluate on.", "Pass --dataset NAME_OR_PATH or --test-file FILE.")
     seed = (artifact.config.training if artifact.config else TrainingConfig()).seed  # the run's, for its subsets
     data = load_labelled_data(data_cfg, seed=seed, label_names=clf.label_names)
     check_pairs(clf, data.has_pairs())
-    clf = replace(clf, max_length=data_cfg.max_length, threshold=data_cfg.threshold)
+    clf = replace(clf, max_length=data_cfg.max_length, threshold=data_cfg.threshold, long_text=data_cfg.long_text,
+                  stride=data_cfg.stride, window_aggregation=data_cfg.window_aggregation)
     chosen = split or next((s for s in ("test", "validation") if data.is_labelled(s)), None)
     if chosen is None or not data.is_labelled(chosen):
         raise FinetextError(f"no labelled {chosen or 'test or validation'} split in {data.source}.",

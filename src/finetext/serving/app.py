@@ -91,6 +91,8 @@ def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, A
         "backend": clf.backend,
         "labels": clf.label_names,
         "max_length": clf.max_length,
+        "long_text": ({"mode": "chunk", "stride": clf.stride, "window_aggregation": clf.window_aggregation}
+                      if clf.long_text == "chunk" else {"mode": "truncate"}),
         "text_pairs": clf.text_pair_column is not None,
         "multi_label": clf.multi_label,
         "precision": cfg.precision,

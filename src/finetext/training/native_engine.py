@@ -135,6 +135,11 @@ class NativeLoop:
     def setup(self, model, tokenizer, train, validation) -> None:
         cfg, acc = self.cfg, self.accelerator
         collate = DataCollatorWithPadding(tokenizer)
+        # long_text chunk: rows are windows; each validation row's document is looked up by its row number when
+        # scoring, so the model never sees the column.
+        self.documents = np.asarray(validation["document"]) if "document" in validation.column_names else None
+        train, validation = (split.remove_columns([c for c in ("document",) if c in split.column_names])
+                             for split in (train, validation))
         self.sampler = LengthGroupedBatches([len(ids) for ids in train["input_ids"]], cfg.batch_size, cfg.seed,
                                             cfg.group_by_length)
         # Each new DataLoader iterator draws a seed from its generator: a private one keeps those draws out
@@ -248,7 +253,8 @@ class NativeLoop:
     # ------------------------------------------------------------------------------------------------------
 
     def evaluate(self) -> SplitScores:
-        """Validation loss and metrics over every example exactly once, gathered from all processes."""
+        """Validation loss and metrics over every example exactly once, gathered from all processes (documents,
+        not windows, when long texts are chunked)."""
         acc = self.accelerator
         self.model.eval()
         parts: list[tuple[torch.Tensor, ...]] = []
@@ -265,9 +271,10 @@ class NativeLoop:
         _, first = np.unique(rows.numpy(), return_index=True)
         keep = torch.as_tensor(first[rows.numpy()[first] >= 0])
         logits, labels = logits[keep], labels[keep]
-        metrics = {"loss": self.objective.loss(logits, labels).item(),
-                   **self.objective.metrics(logits.numpy(), labels.numpy())}
-        return SplitScores(**{k: round(v, 5) for k, v in metrics.items()}, num_examples=len(labels))
+        documents = self.documents[rows[keep].numpy()] if self.documents is not None else None
+        metrics = self.objective.validation_scores(logits.numpy(), labels.numpy(), documents)
+        count = metrics.pop("num_examples")
+        return SplitScores(**{k: round(v, 5) for k, v in metrics.items()}, num_examples=count)
 
     def evaluate_and_checkpoint(self, watch: Stopwatch) -> bool:
         """Score the model, record it, checkpoint; True when early stopping says stop."""

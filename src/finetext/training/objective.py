@@ -14,6 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from finetext.config import DataConfig
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import scalar_metrics
+from finetext.evaluation.windows import per_document
 
 log = logging.getLogger("finetext")
 
@@ -25,6 +26,9 @@ class Objective:
     threshold: float = DataConfig.threshold
     class_weights: list[float] | None = None
     """Per class (single-label) or per label positive weight (multi-label); None: unweighted."""
+    window_aggregation: str | None = None
+    """long_text chunk: how validation windows are combined into documents before scoring (mean or max); None
+    when every row is a document."""
     _weight: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
     """class_weights as a tensor on the logits' device, made on first use rather than on every batch."""
 
@@ -46,6 +50,16 @@ class Objective:
 
     def metrics(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         return scalar_metrics(logits, labels, self.num_labels, self.multi_label, self.threshold)
+
+    def validation_scores(self, logits: np.ndarray, labels: np.ndarray,
+                          documents: np.ndarray | None = None) -> dict[str, float]:
+        """Loss, metrics and example count of an evaluation, the same for every engine. With documents (each
+        row's document, long_text chunk) the rows are windows: they are combined per document first
+        (evaluation.windows), so the loss, the metrics and num_examples are the documents'."""
+        if documents is not None and self.window_aggregation is not None:
+            logits, labels = per_document(logits, labels, documents, self.multi_label, self.window_aggregation)
+        loss = self.loss(torch.from_numpy(np.asarray(logits)), torch.from_numpy(np.asarray(labels))).item()
+        return {"loss": loss, **self.metrics(logits, labels), "num_examples": len(labels)}
 
 
 def resolve_class_weights(spec: str | list[float] | dict[str, float] | None, train_labels: np.ndarray,

@@ -123,12 +123,8 @@ class TrainingRun:
         data = load_labelled_data(cfg.data, seed)
         if "train" not in data.splits:
             raise FinetextError("the data has no train split.", "Pass --train-file or a dataset with train.")
-        training = cfg.training
-        strategy = STRATEGIES[cfg.model.strategy]
         cfg = replace(cfg, data=resolved_data_config(cfg.data, data), training=replace(
-            training, epochs=training.epochs or strategy.default_epochs or training.resolved_epochs(
-                len(data.splits["train"])),
-            learning_rate=training.learning_rate or cfg.model.default_learning_rate()))
+            cfg.training, learning_rate=cfg.training.learning_rate or cfg.model.default_learning_rate()))
         if self.state.num_processes > 1:
             log.info("data-parallel training on %d processes (%s)", self.state.num_processes, self.state.backend)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
@@ -139,11 +135,15 @@ class TrainingRun:
         if not (cfg.model.init_from or cfg.model.is_scratch()):  # metrics and finetext.yaml say which was used
             cfg = replace(cfg, model=replace(cfg.model, pooling="mean" if is_mean_pooled(model.config) else "cls"))
         model = apply_strategy(model, cfg.model)
-        encoded = {split: tokenize_split(data.splits[split], tokenizer, cfg.data.max_length, cfg.data.padding,
-                                         cache=cfg.data.cache_tokenized)
-                   for split in ("train", "validation")}
-        precision = resolved_precision(cfg, encoded["train"], model)
-        cfg = replace(cfg, training=replace(cfg.training, precision=precision))
+        encoded = {split: encode_split(cfg, data, split, tokenizer) for split in ("train", "validation")}
+        if "document" in encoded["train"].column_names:
+            log.info("long texts as windows of %d tokens: train %d windows (at most %s per document), "
+                     "validation %d", cfg.data.max_length, len(encoded["train"]),
+                     cfg.data.train_windows_per_document or "all", len(encoded["validation"]))
+        training = cfg.training  # the default epochs count training rows: windows when long texts are chunked
+        epochs = training.epochs or STRATEGIES[cfg.model.strategy].default_epochs  # fewshot: once over its pairs
+        cfg = replace(cfg, training=replace(training, epochs=epochs or training.resolved_epochs(len(encoded["train"])),
+                                            precision=resolved_precision(cfg, encoded["train"], model)))
         return PreparedRun(config=cfg, data=data, tokenizer=tokenizer, model=model,
                            objective=build_objective(cfg, data), encoded_train=encoded["train"],
                            encoded_validation=encoded["validation"],
@@ -219,8 +219,10 @@ class TrainingRun:
     def evaluate(self, run: PreparedRun, model: nn.Module) -> Evaluation:
         """Final validation report of the kept model, and the test split once, when it has labels."""
         cfg, data = run.config, run.data
-        clf = Classifier(model, run.tokenizer, data.label_names, cfg.data.max_length, multi_label=data.multi_label,
-                         threshold=cfg.data.threshold)
+        d = cfg.data
+        clf = Classifier(model, run.tokenizer, data.label_names, d.max_length, multi_label=data.multi_label,
+                         threshold=d.threshold, long_text=d.long_text, stride=d.stride,
+                         window_aggregation=d.window_aggregation)
         splits = {"validation": "evaluate"}
         if data.is_labelled("test"):
             splits["test"] = "test"
@@ -282,6 +284,15 @@ def suggest_fewshot(data: LabelledData, strategy: str) -> None:
                     "label" if data.multi_label else "class", int(counts.max()))
 
 
+def encode_split(cfg: TrainConfig, data: LabelledData, split: str, tokenizer) -> datasets.Dataset:
+    """A split as model inputs: truncated, or (long_text chunk) as windows, training's capped per document."""
+    d = cfg.data
+    chunk = d.long_text == "chunk"
+    return tokenize_split(data.splits[split], tokenizer, d.max_length, d.padding, cache=d.cache_tokenized,
+                          stride=d.stride if chunk else None,
+                          windows_per_document=d.train_windows_per_document if chunk and split == "train" else None)
+
+
 def resolved_precision(cfg: TrainConfig, train: datasets.Dataset, model: nn.Module) -> str:
     """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
     lengths = [len(ids) for ids in train["input_ids"]]
@@ -292,7 +303,8 @@ def resolved_precision(cfg: TrainConfig, train: datasets.Dataset, model: nn.Modu
 def build_objective(cfg: TrainConfig, data: LabelledData) -> Objective:
     train_labels = label_array(data.splits["train"]["label"])
     weights = resolve_class_weights(cfg.training.class_weights, train_labels, data.label_names, data.multi_label)
-    return Objective(data.label_names, data.multi_label, cfg.data.threshold, weights)
+    aggregation = cfg.data.window_aggregation if cfg.data.long_text == "chunk" else None
+    return Objective(data.label_names, data.multi_label, cfg.data.threshold, weights, aggregation)
 
 
 def throughput(run: PreparedRun, stats: dict) -> dict:
@@ -312,7 +324,7 @@ def run_metrics(run: PreparedRun, fit: FitResult, reports: dict[str, SplitScores
         finetext_version=__version__,
         label_names=data.label_names,
         multi_label=data.multi_label,
-        data=DataSummary(data.source, {k: len(v) for k, v in data.splits.items()}),
+        data=DataSummary(data.source, {k: len(v) for k, v in data.splits.items()}, windows(run)),
         parameters=ParameterCounts(**run.parameters),
         train=TrainStats(**fit.stats),
         history=fit.history,
@@ -322,6 +334,13 @@ def run_metrics(run: PreparedRun, fit: FitResult, reports: dict[str, SplitScores
         test=reports.get("test"),
         class_weights=dict(zip(data.label_names, weights, strict=True)) if weights else None,
     )
+
+
+def windows(run: PreparedRun) -> dict[str, int] | None:
+    """Rows the model trained and was validated on, when long texts are chunked (the splits count documents)."""
+    if "document" not in run.encoded_train.column_names:
+        return None
+    return {"train": len(run.encoded_train), "validation": len(run.encoded_validation)}
 
 
 def write_extras(staging: Path, mistakes: dict[str, list[dict]], report: bool, out: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import SequentialSampler
 from tqdm.auto import tqdm
 from transformers import (
     DataCollatorWithPadding,
@@ -26,6 +27,9 @@ from finetext.training.objective import Objective
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
+
+DOCUMENT_LOSS = "document_loss"
+"""compute_metrics's name for the validation loss of chunked runs, which evaluation_loop makes the eval_loss."""
 
 
 class TrainingClock(TrainerCallback):
@@ -100,9 +104,26 @@ class ObjectiveTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
 
-    def __init__(self, *args, objective: Objective, **kwargs):
+    def __init__(self, *args, objective: Objective, keep_eval_order: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective = objective
+        # Evaluate in the dataset's order (chunked long texts: compute_metrics finds each window's document by its
+        # position). The Trainer otherwise groups evaluation batches by length too, in a shuffled order.
+        self.keep_eval_order = keep_eval_order
+
+    def _get_eval_sampler(self, eval_dataset):
+        if not self.keep_eval_order:
+            return super()._get_eval_sampler(eval_dataset)
+        # One process: in order. Several: None lets Accelerate shard in order, and gathering restores it.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def evaluation_loop(self, *args, **kwargs):
+        """The Trainer's loop; with chunked long texts the validation loss is the documents' (compute_metrics's
+        document_loss), not the mean over windows the loop computes itself."""
+        output = super().evaluation_loop(*args, **kwargs)
+        for key in [k for k in output.metrics if k.endswith("_" + DOCUMENT_LOSS)]:
+            output.metrics[key.removesuffix(DOCUMENT_LOSS) + "loss"] = output.metrics.pop(key)
+        return output
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)  # the Trainer reads the labels from inputs again after this call
@@ -184,9 +205,18 @@ class TrainerEngine:
         """The Trainer for the run, showing only named bars (none with --quiet) and finetext's log lines."""
         cfg, objective = run.config.training, run.objective
 
+        validation = run.encoded_validation
+        documents = np.asarray(validation["document"]) if "document" in validation.column_names else None
+
         def compute_metrics(eval_pred) -> dict[str, float]:
             logits, labels = eval_pred
-            return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+            if documents is None:
+                return {**objective.metrics(logits, labels), "num_examples": len(labels)}
+            # long_text chunk: the rows are windows, in the dataset's order (keep_eval_order; the Trainer drops the
+            # document column before the model); scored per document, loss included.
+            scores = objective.validation_scores(logits, labels, documents)
+            scores[DOCUMENT_LOSS] = scores.pop("loss")
+            return scores
 
         callbacks: list[TrainerCallback] = [clock]
         if run.on_evaluation is not None:
@@ -195,6 +225,7 @@ class TrainerEngine:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = ObjectiveTrainer(
             objective=objective,
+            keep_eval_order=documents is not None,
             model=run.model,
             args=training_arguments(cfg, run.checkpoint_dir, run.config.quiet),
             train_dataset=run.encoded_train,

@@ -84,6 +84,9 @@ def fit_fewshot(run: PreparedRun) -> FitResult:
     if "text_pair" in data.splits["train"].columns:
         raise FinetextError("--strategy fewshot embeds single texts; this data has sentence pairs, which need the "
                             "two texts read together.", "Use --strategy full or lora for sentence-pair tasks.")
+    if cfg.data.long_text == "chunk":
+        raise FinetextError("--strategy fewshot embeds whole texts: --long-text chunk does not apply to it.",
+                            "Drop --long-text chunk (few-shot texts are read up to --max-length tokens).")
     started = time.perf_counter()
     train = data.splits["train"]
     texts = train["text"].tolist()
@@ -152,7 +155,6 @@ def sentence_modules(run: PreparedRun, scratch: str) -> list:
     SentenceTransformer trains the model that is saved."""
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
-
     from transformers import logging as hf_logging
 
     encoder = run.model.encoder
