@@ -54,7 +54,7 @@ def test_defaults_need_no_config_file():
     ({"metric_for_best_model": "auc"}, "metric_for_best_model 'auc' is not computed"),
     ({"early_stopping_patience": 2, "load_best_model_at_end": False}, "early_stopping_patience needs"),
     ({"validation_fraction": 1.5}, "validation_fraction must be between 0 and 1"),
-    ({"strategy": "bitfit"}, "strategy must be one of full, head, top_k, lora; got 'bitfit'"),
+    ({"strategy": "bitfit"}, "strategy must be one of full, head, top_k, lora, fewshot; got 'bitfit'"),
     ({"top_k": 0}, "top_k must be a positive integer, got 0"),
     ({"lora_rank": 0}, "lora_rank must be a positive integer, got 0"),
     ({"lora_dropout": 1}, "lora_dropout must be in \\[0, 1\\), got 1.0"),

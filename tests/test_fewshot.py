@@ -12,7 +12,7 @@ import finetext
 from finetext.cli import main
 from finetext.comparison import parse_strategies
 from finetext.errors import FinetextError
-from finetext.models.strategies.fewshot import contrastive_pairs
+from finetext.training.fewshot import contrastive_pairs
 
 
 def test_pairs_follow_setfits_oversampling_and_are_seeded():

@@ -42,6 +42,7 @@ from finetext.evaluation.run_metrics import DataSummary, ParameterCounts, RunMet
 from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
+from finetext.lazy import import_object
 from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.mean_pooling import is_mean_pooled
 from finetext.models.strategies import STRATEGIES, apply_strategy, parameter_counts
@@ -197,7 +198,7 @@ class TrainingRun:
         self.save_run_config(run)
         started = time.perf_counter()
         own_loop = STRATEGIES[run.config.model.strategy].fit  # fewshot trains its own way
-        fit = own_loop(run) if own_loop else self.engine.fit(run)
+        fit = import_object(own_loop)(run) if own_loop else self.engine.fit(run)
         fit.stats.update(throughput(run, fit.stats))
         fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return fit

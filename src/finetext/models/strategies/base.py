@@ -13,7 +13,6 @@ if TYPE_CHECKING:  # the registry is read by config, the CLI and `finetext --hel
     from transformers import PreTrainedModel
 
     from finetext.config import ModelConfig
-    from finetext.training.fit import FitResult, PreparedRun
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,10 @@ class Strategy:
     it on a weightless (meta-device) model before the first of its runs; training meets it in `apply`."""
     card_settings: Callable[[ModelConfig], str] | None = None
     """The strategy's own settings as the model card states them, e.g. 'top 2 layers'."""
-    fit: Callable[[PreparedRun], FitResult] | None = None
-    """A training procedure of its own that replaces the engine's loop (fewshot: contrastive pairs, then a
-    logistic regression). None: the configured engine trains the model that apply returned."""
+    fit: str | None = None
+    """"module:function" of a training procedure of its own, ``(PreparedRun) -> FitResult``, that replaces the
+    engine's loop (fewshot: contrastive pairs, then a logistic regression); imported when a run uses it. None: the
+    configured engine trains the model that apply returned."""
     default_epochs: float | None = None
     """Epochs when none are given, instead of the engine's rule of about 1,200 optimizer steps."""
     in_compare_default: bool = True
