@@ -59,14 +59,15 @@ def run_finetext(strategy: str, files: dict[str, Path], out: Path, seed: int) ->
     return result.metrics["test"]["accuracy"]
 
 
-def run_setfit(train: pd.DataFrame, scored: pd.DataFrame, seed: int) -> float:
+def run_setfit(train: pd.DataFrame, scored: pd.DataFrame, seed: int, out: Path) -> float:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
     from finetext.models.pretrained import packaged_model_dir
 
     model = SetFitModel.from_pretrained(str(packaged_model_dir()))
-    trainer = Trainer(model=model, args=TrainingArguments(seed=seed, show_progress_bar=False),
+    trainer = Trainer(model=model, args=TrainingArguments(seed=seed, show_progress_bar=False,
+                                                                   output_dir=str(out)),
                       train_dataset=Dataset.from_pandas(train[["text", "label"]]))
     trainer.train()
     predicted = model.predict(scored["text"].tolist(), as_numpy=True)
@@ -76,7 +77,7 @@ def run_setfit(train: pd.DataFrame, scored: pd.DataFrame, seed: int) -> float:
 def measure(method: str, train: pd.DataFrame, files: dict[str, Path], scored: pd.DataFrame, out: Path,
             seed: int) -> dict:
     started = time.perf_counter()
-    accuracy = (run_setfit(train, scored, seed) if method == "setfit"
+    accuracy = (run_setfit(train, scored, seed, out / "setfit") if method == "setfit"
                 else run_finetext(method, files, out / method, seed))
     return {"accuracy": round(100 * accuracy, 2), "seconds": round(time.perf_counter() - started, 1)}
 
