@@ -25,3 +25,16 @@ def run_child(script: str, argv: list[str], name: str) -> tuple[dict, float]:
         if status != 0:
             raise SystemExit(f"the {name} run failed (status {status})")
         return json.loads(report.read_text()), usage.ru_maxrss / 1024
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The results a bench appended to path (one JSON object a line), so a rerun skips what was measured."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def append_row(path: Path, row: dict, done: list[dict]) -> None:
+    """Print row, keep it in done and append it to path at once: an interrupted bench loses nothing measured."""
+    print(json.dumps(row), flush=True)
+    done.append(row)
+    with path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")

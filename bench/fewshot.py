@@ -16,14 +16,13 @@ already there, so an interrupted bench continues. The table is printed at the en
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
-from common import data_dir
+from common import append_row, data_dir, read_rows
 
 METHODS = ("fewshot", "full", "setfit")
 PUBLISHED = {  # SetFit paper (Tunstall et al. 2022), Table 2, N=8: SetFit (paraphrase-mpnet-base-v2, 110M) vs
@@ -110,7 +109,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "fewshot.jsonl"
-    done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    done = read_rows(results)
     logging.getLogger("finetext").setLevel(logging.ERROR)
     for dataset in [] if args.table_only else args.datasets.split(","):
         pool, scored = splits(dataset, Path(data_dir()), args.scored)
@@ -126,11 +125,7 @@ def main() -> None:
                     key = {"dataset": dataset, "n": n, "draw": seed, "method": method}
                     if any(all(r[k] == v for k, v in key.items()) for r in done):
                         continue
-                    row = {**key, **measure(method, train, files, scored, out, seed)}
-                    print(json.dumps(row), flush=True)
-                    done.append(row)
-                    with results.open("a") as handle:
-                        handle.write(json.dumps(row) + "\n")
+                    append_row(results, {**key, **measure(method, train, files, scored, out, seed)}, done)
     print(table(done))
 
 

@@ -11,12 +11,11 @@ seconds, whole-run seconds). Results are appended to OUT/pooling.jsonl; a rerun 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
-from common import data_dir
+from common import append_row, data_dir, read_rows
 
 # (dataset, strategy) -> the subset and settings of its runs; the same for both poolings
 SETTINGS = {
@@ -56,18 +55,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "pooling.jsonl"
-    done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    done = read_rows(results)
     logging.getLogger("finetext").setLevel(logging.ERROR)
     for item in args.runs.split(","):
         dataset, strategy = item.split(":")
         for pooling in ("cls", "mean"):
             if any((r["dataset"], r["strategy"], r["pooling"]) == (dataset, strategy, pooling) for r in done):
                 continue
-            row = run(dataset, strategy, pooling, out, args.train_samples)
-            print(json.dumps(row), flush=True)
-            done.append(row)
-            with results.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+            append_row(results, run(dataset, strategy, pooling, out, args.train_samples), done)
     columns = ["dataset", "strategy", "pooling", "val_accuracy", "val_f1", "test_accuracy", "test_f1", "train_s",
                "wall_s"]
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))

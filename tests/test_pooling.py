@@ -34,6 +34,13 @@ def test_auto_pooling_of_the_default_model_is_its_sentence_embedding():
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+def test_the_model_types_finetext_names_are_the_ones_it_registers():
+    from finetext.artifacts import FINETEXT_MODEL_TYPES
+    from finetext.models import mean_pooling, scratch
+
+    assert set(FINETEXT_MODEL_TYPES) == {mean_pooling.MODEL_TYPE, scratch.MODEL_TYPE}
+
+
 def test_auto_pooling_keeps_the_cls_pooler_of_a_plain_checkpoint(tiny_model):
     from finetext.models.pretrained import load_classifier
 

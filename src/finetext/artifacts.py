@@ -145,6 +145,11 @@ def _move_in(staging: Path, out: Path) -> None:
         shutil.move(item, target)
 
 
+FINETEXT_MODEL_TYPES = ("finetext-glove-transformer", "finetext-mean-pooling")
+"""The model types finetext registers with transformers (models/scratch.py, models/mean_pooling.py), named here
+too so that reading an artifact loads no ML library."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A trained model directory as finetext reads it back."""
@@ -154,6 +159,9 @@ class Artifact:
     config: TrainConfig | None
     """The run's settings (finetext.yaml) as the typed config; None for a plain Hugging Face model directory."""
     problem_type: str | None = None
+    model_type: str | None = None
+    """config.json's model_type: one of FINETEXT_MODEL_TYPES needs `import finetext.architectures` to load in
+    transformers alone."""
 
     def adapter_only(self) -> bool:
         """A LoRA artifact saved with lora_merge: false (weights = base model + adapter/)."""
@@ -181,7 +189,7 @@ def open_artifact(path: str | Path) -> Artifact:
     except (AttributeError, TypeError, ValueError):  # valid JSON, but not a model config
         raise FinetextError(f"{folder / 'config.json'} is not a model config (unreadable id2label).",
                             _DAMAGED) from None
-    return Artifact(folder, names, read_config(folder / MANIFEST), config.get("problem_type"))
+    return Artifact(folder, names, read_config(folder / MANIFEST), config.get("problem_type"), config.get("model_type"))
 
 
 _DAMAGED = "The directory is damaged: re-run training, or restore it from a copy."

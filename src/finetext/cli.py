@@ -248,10 +248,13 @@ def run_train(args: argparse.Namespace) -> int:
     if not result.metrics:  # another process of a multi-process run: the main one reports
         return 0
     print(summary_line(RunMetrics.from_dict(result.metrics)))
-    from finetext.artifacts import open_artifact
+    from finetext.artifacts import FINETEXT_MODEL_TYPES, open_artifact
 
-    if not open_artifact(result.output_dir).adapter_only():
+    artifact = open_artifact(result.output_dir)
+    if not artifact.adapter_only():
+        own_type = artifact.model_type in FINETEXT_MODEL_TYPES
         print(f"model saved to {result.output_dir} (metrics.json, README.md; loads with "
+              f"{'import finetext.architectures; ' if own_type else ''}"
               f"transformers.pipeline('text-classification', model='{result.output_dir}'))")
     else:
         print(f"LoRA adapter saved to {result.output_dir}/adapter (metrics.json, README.md; finetext predict and "

@@ -51,6 +51,7 @@ Metrics in percent; F1 is {f1_kind}. Validation is the kept (best by `{t.metric_
 | setting | value |
 | --- | --- |
 | strategy | {strategy} |
+| pooling | {pooling_line(m)} |
 | task | {kind} |
 | class weights | {weights_line} |
 | epochs | {t.epochs} |
@@ -74,6 +75,14 @@ The full configuration is in `finetext.yaml`, per-epoch history in `metrics.json
 
 or `finetext predict path/to/this/folder "some text"`.{adapter_note(m)}{windows_note(d)}
 """
+
+
+def pooling_line(m: ModelConfig) -> str:
+    if m.is_scratch() or m.pooling == "mean":
+        return "mean of the last hidden states over the real tokens"
+    if m.pooling == "cls":
+        return "the checkpoint's [CLS] pooler"
+    return f"that of `{m.init_from}`" if m.init_from else m.pooling
 
 
 def long_text_line(d: DataConfig, metrics: RunMetrics) -> str:
@@ -122,8 +131,8 @@ def origin(m: ModelConfig, source: str) -> str:
 def pipeline_code(m: ModelConfig) -> str:
     lines = ["from transformers import pipeline",
              'classify = pipeline("text-classification", model="path/to/this/folder")', 'classify("some text")']
-    if m.is_scratch():  # the model type is known to transformers once finetext is imported
-        lines.insert(0, "import finetext  # registers the scratch architecture with transformers")
+    if m.is_scratch() or m.init_from or m.pooling == "mean":  # finetext's own model types
+        lines.insert(0, "import finetext.architectures  # registers finetext's model types with transformers")
     return "\n".join(lines)
 
 

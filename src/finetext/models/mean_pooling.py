@@ -26,6 +26,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from finetext.models.outputs import classification_output
+
 log = logging.getLogger("finetext")
 
 MODEL_TYPE = "finetext-mean-pooling"
@@ -90,13 +92,7 @@ class MeanPoolingForSequenceClassification(PreTrainedModel):
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 **_: object) -> SequenceClassifierOutput:
         logits = self.classifier(self.dropout(self.embed(input_ids, attention_mask, token_type_ids)))
-        loss = None
-        if labels is not None:  # finetext's engines compute their own loss; this serves plain PyTorch users
-            if self.config.problem_type == "multi_label_classification":
-                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-            else:
-                loss = F.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return classification_output(logits, labels, self.config.problem_type)
 
 
 def drop_pooler(encoder: nn.Module) -> None:

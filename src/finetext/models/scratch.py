@@ -16,7 +16,6 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -28,6 +27,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetext.config import ModelConfig
 from finetext.models.glove import build_tokenizer, embedding_matrix, load_word_vectors
+from finetext.models.outputs import classification_output
 
 log = logging.getLogger("finetext")
 
@@ -108,13 +108,7 @@ class GloveTransformerForSequenceClassification(PreTrainedModel):
             attention_mask = (input_ids != self.config.pad_token_id).long()
         pooled = self.glove_transformer(input_ids, attention_mask)
         logits = self.classifier(self.dropout(pooled))
-        loss = None
-        if labels is not None:  # finetext's engines compute their own loss; this serves plain PyTorch users
-            if self.config.problem_type == "multi_label_classification":
-                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-            else:
-                loss = F.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return classification_output(logits, labels, self.config.problem_type)
 
 
 AutoConfig.register(MODEL_TYPE, GloveTransformerConfig)

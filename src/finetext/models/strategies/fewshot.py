@@ -28,4 +28,6 @@ def check_mean_pooled(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedMod
 STRATEGY = Strategy(name="fewshot", description="SetFit's method: contrastive training of the mean-pooled body on "
                     "pairs of examples, then a logistic-regression head", learning_rate=2e-5,
                     apply=check_mean_pooled, refuse=refuse_random_weights, check_model=None,
-                    fit="finetext.training.fewshot:fit_fewshot", default_epochs=1.0, in_compare_default=False)
+                    fit="finetext.training.fewshot:fit_fewshot",
+                    card_settings=lambda cfg: f"pairs: at most {cfg.fewshot_pairs} positive + {cfg.fewshot_pairs} "
+                    "negative per example; logistic-regression head", default_epochs=1.0, in_compare_default=False)
