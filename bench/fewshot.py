@@ -24,7 +24,9 @@ from pathlib import Path
 import pandas as pd
 from common import append_row, data_dir, read_rows
 
-METHODS = ("fewshot", "full", "setfit")
+METHODS = ("fewshot", "full", "full_cls", "setfit")
+"""full: finetext's defaults (strategy full, pooling auto = mean for MiniLM); full_cls: the same with --pooling cls
+(finetext's defaults before mean pooling)."""
 PUBLISHED = {  # SetFit paper (Tunstall et al. 2022), Table 2, N=8: SetFit (paraphrase-mpnet-base-v2, 110M) vs
     ("sst5", 8): "SetFit 43.6, RoBERTa-large fine-tuning 33.5",  # fine-tuning RoBERTa-large (355M)
     ("ag_news", 8): "SetFit 82.9, RoBERTa-large fine-tuning 81.7",
@@ -49,12 +51,14 @@ def draw(pool: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFr
     return train.reset_index(drop=True), validation.reset_index(drop=True)
 
 
-def run_finetext(strategy: str, files: dict[str, Path], out: Path, seed: int) -> float:
+def run_finetext(method: str, files: dict[str, Path], out: Path, seed: int) -> float:
     import finetext
 
+    strategy, _, pooling = method.partition("_")
     result = finetext.train({"train_file": str(files["train"]), "validation_file": str(files["validation"]),
-                             "test_file": str(files["scored"]), "strategy": strategy, "output_dir": str(out),
-                             "seed": seed, "quiet": True, "report": False, "overwrite_output_dir": True})
+                             "test_file": str(files["scored"]), "strategy": strategy, "pooling": pooling or "auto",
+                             "output_dir": str(out), "seed": seed, "quiet": True, "report": False,
+                             "overwrite_output_dir": True})
     return result.metrics["test"]["accuracy"]
 
 
@@ -102,7 +106,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,16,64")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--scored", type=int, default=2000)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default="fewshot,full,setfit", help=f"any of {', '.join(METHODS)}")
     parser.add_argument("--out", default="outputs/bench-fewshot")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()

@@ -23,7 +23,8 @@ def test_auto_pooling_of_the_default_model_is_its_sentence_embedding():
     from finetext.models.mean_pooling import MeanPoolingForSequenceClassification
     from finetext.models.pretrained import load_classifier, packaged_model_dir
 
-    model = load_classifier(ModelConfig(), ["neg", "pos"]).eval()
+    assert load_classifier(ModelConfig(), ["neg", "pos"]).config.normalize is False  # trained heads read the raw mean
+    model = load_classifier(ModelConfig(strategy="fewshot"), ["neg", "pos"]).eval()
     assert isinstance(model, MeanPoolingForSequenceClassification) and model.config.normalize
     assert model.encoder.pooler is None  # never trained, never saved
     texts = ["a gripping, beautifully acted film", "dull", "the plot, such as it is, goes nowhere at all"]

@@ -109,7 +109,11 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
 
 def resolve_pooling(cfg: ModelConfig, source: str) -> tuple[str, bool]:
     """('cls' or 'mean', normalise the pooled vector): a finetext mean-pooled model keeps its own; 'auto' follows
-    a sentence-transformers checkpoint's pooling; a checkpoint with a trained [CLS] pooler keeps it."""
+    a sentence-transformers checkpoint's pooling; a checkpoint with a trained [CLS] pooler keeps it.
+
+    Only fewshot normalises (when the checkpoint's own pipeline does): its logistic regression is fitted on the
+    checkpoint's sentence embedding, as SetFit's is. A head trained by gradient steps reads the raw mean, whose
+    scale (norm 4-5 for MiniLM, against 1) lets a new head learn at the strategies' learning rates."""
     config = _config(source, cfg)
     if is_mean_pooled(config):
         if cfg.pooling == "cls":
@@ -117,11 +121,11 @@ def resolve_pooling(cfg: ModelConfig, source: str) -> tuple[str, bool]:
                                 "Drop --pooling.")
         return "mean", bool(config.normalize)
     own, normalize = checkpoint_pooling(source)
-    if cfg.pooling == "auto" and cfg.strategy == "fewshot":  # it trains the mean-pooled sentence embedding
-        return "mean", normalize and own == "mean"
+    if cfg.strategy == "fewshot":  # it trains the mean-pooled sentence embedding (cls is refused by the strategy)
+        return ("mean", normalize and own == "mean") if cfg.pooling in ("auto", "mean") else ("cls", False)
     if cfg.pooling == "auto":
-        return ("mean", normalize) if own == "mean" else ("cls", False)
-    return cfg.pooling, normalize and cfg.pooling == own
+        return ("mean", False) if own == "mean" else ("cls", False)
+    return cfg.pooling, False
 
 
 def _config(source: str, cfg: ModelConfig):
