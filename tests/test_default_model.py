@@ -17,8 +17,10 @@ def test_default_model_offline_on_a_real_pair_subset(tmp_path):
                              "quiet": True})
     config = json.loads((result.output_dir / "config.json").read_text())
     assert config["id2label"] == {"0": "not_equivalent", "1": "equivalent"}
-    assert config["num_hidden_layers"] == 6 and config["hidden_size"] == 384
-    assert result.metrics["parameters"]["total"] == 22_713_986
+    # the default model is mean-pooled (pooling auto): MiniLM's encoder config inside, no [CLS] pooler weights
+    assert config["model_type"] == "finetext-mean-pooling"
+    assert config["encoder"]["num_hidden_layers"] == 6 and config["encoder"]["hidden_size"] == 384
+    assert result.metrics["parameters"]["total"] == 22_566_146
     classify = pipeline("text-classification", model=str(result.output_dir))
     output = classify({"text": "The cat sat on the mat.", "text_pair": "A cat was sitting on the mat."})
     output = output[0] if isinstance(output, list) else output

@@ -131,7 +131,8 @@ class TrainingRun:
         sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
         log.info("data %s: %s; labels: %s", data.source, sizes, ", ".join(data.label_names))
         set_seed(seed)  # the new head's (LoRA's, a scratch model's) initialisation depends only on the seed
-        suggest_fewshot(data, cfg.model.strategy)
+        if not cfg.resume:  # said when the run started; a resumed run only continues it
+            suggest_fewshot(data, cfg.model.strategy)
         tokenizer, model = load_model(cfg.model, cfg.data.max_length, data.label_names, data.multi_label)
         if not (cfg.model.init_from or cfg.model.is_scratch()):  # metrics and finetext.yaml say which was used
             cfg = replace(cfg, model=replace(cfg.model, pooling="mean" if is_mean_pooled(model.config) else "cls"))
