@@ -78,6 +78,7 @@ def test_the_saved_classifier_is_the_logistic_regression(dataset, per_class, tin
     metrics = result.metrics
     assert metrics["parameters"]["strategy"] == "fewshot" and len(metrics["history"]) == 1
     assert metrics["train"]["epochs_completed"] == 1.0  # fewshot's default: one pass over the pairs
+    assert metrics["train"]["engine"] == "fewshot (sentence-transformers)"
     assert "learning_rate: 2.0e-05" in (result.output_dir / "finetext.yaml").read_text()
     texts = frame["text"].tail(5).tolist()
     ours = np.array([[r["probabilities"][name] for name in r["probabilities"]]
@@ -125,3 +126,12 @@ def test_few_examples_per_class_suggest_fewshot(tiny_model, tmp_path, caplog):
 
 def test_compare_runs_fewshot_only_when_named():
     assert "fewshot" not in parse_strategies(None) and parse_strategies("full,fewshot") == ["full", "fewshot"]
+
+
+def test_tune_searches_fewshots_own_settings():
+    from finetext.config import config_from_flat
+    from finetext.tuning.space import default_space
+
+    space = {p.name: p for p in default_space(config_from_flat({"strategy": "fewshot"}), 40, True, None)}
+    assert space["epochs"].low == 1 and space["epochs"].high == 2  # passes over the pairs, not the 1,200-step rule
+    assert space["fewshot_pairs"].values == (10, 20, 40)

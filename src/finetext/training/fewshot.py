@@ -71,6 +71,11 @@ def fit_fewshot(run: PreparedRun) -> FitResult:
     if "text_pair" in data.splits["train"].columns:
         raise FinetextError("--strategy fewshot embeds single texts; this data has sentence pairs, which need the "
                             "two texts read together.", "Use --strategy full or lora for sentence-pair tasks.")
+    from accelerate import PartialState
+
+    if PartialState().num_processes > 1:
+        raise FinetextError("--strategy fewshot trains on one process; it was started on several.",
+                            "Run it with plain `finetext train` (it takes a minute or two).")
     if cfg.data.long_text == "chunk":
         raise FinetextError("--strategy fewshot embeds whole texts: --long-text chunk does not apply to it.",
                             "Drop --long-text chunk (few-shot texts are read up to --max-length tokens).")
@@ -86,7 +91,8 @@ def fit_fewshot(run: PreparedRun) -> FitResult:
     log.info("fewshot: body %.1f s (%d pair steps), head %.1f s", body_seconds, loss.steps,
              train_seconds - body_seconds)
     history = [entry]
-    stats = {"train_runtime_s": round(train_seconds, 2), "train_loss": round(loss.value, 5),
+    stats = {"engine": "fewshot (sentence-transformers)", "train_runtime_s": round(train_seconds, 2),
+             "train_loss": round(loss.value, 5),
              "global_steps": loss.steps, "epochs_completed": float(cfg.training.epochs), "num_processes": 1}
     return FitResult(run.model, history, kept_entry(history, cfg.training.metric_for_best_model, True), stats)
 

@@ -314,7 +314,7 @@ def throughput(run: PreparedRun, stats: dict) -> dict:
     train = run.encoded_train
     tokens = sum(sum(mask) for mask in train["attention_mask"])
     seconds = max(stats["train_runtime_s"], 1e-9)
-    return {"engine": run.config.training.engine,
+    return {"engine": stats.get("engine", run.config.training.engine),  # fewshot names its own loop
             "train_samples_per_second": round(len(train) * stats["epochs_completed"] / seconds, 2),
             "train_tokens_per_second": round(tokens * stats["epochs_completed"] / seconds, 1)}
 

@@ -16,6 +16,7 @@ import yaml
 
 from finetext.config import SECTIONS, TrainConfig, config_from_flat, leaf_fields
 from finetext.errors import FinetextError
+from finetext.models.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     import optuna
@@ -92,18 +93,21 @@ def sample(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
 def default_space(base: TrainConfig, train_rows: int, search_epochs: bool, model_layers: int | None) -> SearchSpace:
     """Learning rate log-uniform within 4x of the strategy's default (or the one given), batch size, warm-up,
     weight decay; epochs around the default for train_rows (unless the search runs on a subset, whose epochs
-    would not carry over to the full data); LoRA's rank and alpha; top_k's k."""
+    would not carry over to the full data); LoRA's rank and alpha; top_k's k; fewshot's pairs per example."""
     training, model = base.training, base.model
     rate = training.learning_rate or model.default_learning_rate()
     space: list[Parameter] = [Range("learning_rate", rate / 4, rate * 4, log=True)]
     if search_epochs:
-        epochs = int(math.ceil(training.resolved_epochs(train_rows)))
+        own = training.epochs or STRATEGIES[model.strategy].default_epochs  # fewshot: passes over its pairs
+        epochs = int(math.ceil(own or training.resolved_epochs(train_rows)))
         space.append(Range("epochs", max(1, epochs - epochs // 2), max(2, epochs + epochs // 2), integer=True))
     space += [Choice("batch_size", (8, 16, 32)), Range("warmup", 0.0, 0.2), Range("weight_decay", 0.0, 0.1)]
     if model.strategy == "lora":
         space += [Choice("lora_rank", (4, 8, 16, 32)), Choice("lora_alpha", (8.0, 16.0, 32.0, 64.0))]
     if model.strategy == "top_k":
         space.append(Range("top_k", 1, max(2, model_layers or 4), integer=True))
+    if model.strategy == "fewshot":
+        space.append(Choice("fewshot_pairs", (10, 20, 40)))
     return tuple(space)
 
 
