@@ -8,9 +8,10 @@ Per dataset the scored rows are fixed for every draw: SST-2 its validation split
 has no labels), SST-5 2,000 test sentences, AG News 2,000 test articles (AG News here has only its test split:
 draws come from the other 5,600). Draw d (seed d) takes N training examples per class and, for finetext, N more per
 class as its validation split (a few-shot user has no more; setfit uses none). Each method runs in this process,
-one after the other; its wall time covers loading the model, training and scoring the rows. Needs `pip install
-setfit` (setfit 1.2 runs on transformers 5). Results go to OUT/fewshot.jsonl, one line per run; a rerun skips runs
-already there, so an interrupted bench continues. The table is printed at the end (and by --table-only).
+one after the other; its wall time covers loading the model, training and scoring the rows. Needs setfit
+(`pip install -e ".[bench]"`; setfit 1.2 runs on transformers 5). Results go to OUT/fewshot.jsonl, one line per
+run; a rerun skips runs already there, so an interrupted bench continues. The table is printed at the end (and
+by --table-only).
 """
 
 from __future__ import annotations
