@@ -77,13 +77,13 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
 
     Multi-label models are marked so in their config, so transformers.pipeline applies a sigmoid."""
     source = resolve_model_path(cfg.model)
-    pooling, normalize = resolve_pooling(cfg, source)
+    config = _config(source, cfg)
+    pooling, normalize = resolve_pooling(cfg, source, config)
     # The base checkpoint has no (or another) classifier head: transformers would warn at length
     # about newly initialised weights. That is expected here, so say it once, briefly.
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        config = _config(source, cfg)
         if is_mean_pooled(config):  # a finetext artifact (--init-from): its dropouts live in its encoder's config
             config.encoder.update(dropout_overrides(config.encoder, cfg))
             config.update(labels_config(label_names, multi_label))
@@ -107,14 +107,14 @@ def load_classifier(cfg: ModelConfig, label_names: list[str], multi_label: bool 
     return model
 
 
-def resolve_pooling(cfg: ModelConfig, source: str) -> tuple[str, bool]:
+def resolve_pooling(cfg: ModelConfig, source: str, config) -> tuple[str, bool]:
     """('cls' or 'mean', normalise the pooled vector): a finetext mean-pooled model keeps its own; 'auto' follows
     a sentence-transformers checkpoint's pooling; a checkpoint with a trained [CLS] pooler keeps it.
 
     Only fewshot normalises (when the checkpoint's own pipeline does): its logistic regression is fitted on the
     checkpoint's sentence embedding, as SetFit's is. A head trained by gradient steps reads the raw mean, whose
-    scale (norm 4-5 for MiniLM, against 1) lets a new head learn at the strategies' learning rates."""
-    config = _config(source, cfg)
+    scale (norm 4-5 for MiniLM, against 1) lets a new head learn at the strategies' learning rates. config is
+    source's own config.json."""
     if is_mean_pooled(config):
         if cfg.pooling == "cls":
             raise FinetextError(f"{cfg.model} is a mean-pooled finetext model: --pooling cls cannot apply to it.",

@@ -26,6 +26,8 @@ import numpy as np
 from finetext.errors import FinetextError
 
 if TYPE_CHECKING:
+    from transformers.trainer_utils import TrainOutput
+
     from finetext.training.fit import FitResult, PreparedRun
 
 log = logging.getLogger("finetext")
@@ -83,17 +85,18 @@ def fit_fewshot(run: PreparedRun) -> FitResult:
     train = data.splits["train"]
     texts = train["text"].tolist()
     labels = label_matrix(train["label"])
-    loss = train_body(run, texts, labels)
+    body = train_body(run, texts, labels)
     body_seconds = time.perf_counter() - started
     fit_head(run, texts, labels)
     train_seconds = time.perf_counter() - started
-    entry = evaluate_validation(run, epoch=1.0, step=loss.steps, train_loss=loss.value, seconds=train_seconds)
-    log.info("fewshot: body %.1f s (%d pair steps), head %.1f s", body_seconds, loss.steps,
+    entry = evaluate_validation(run, epoch=1.0, step=body.global_step, train_loss=body.training_loss,
+                                seconds=train_seconds)
+    log.info("fewshot: body %.1f s (%d pair steps), head %.1f s", body_seconds, body.global_step,
              train_seconds - body_seconds)
     history = [entry]
     stats = {"engine": "fewshot (sentence-transformers)", "train_runtime_s": round(train_seconds, 2),
-             "train_loss": round(loss.value, 5),
-             "global_steps": loss.steps, "epochs_completed": float(cfg.training.epochs), "num_processes": 1}
+             "train_loss": round(body.training_loss, 5), "global_steps": body.global_step,
+             "epochs_completed": float(cfg.training.epochs), "num_processes": 1}
     return FitResult(run.model, history, kept_entry(history, cfg.training.metric_for_best_model, True), stats)
 
 
@@ -104,13 +107,9 @@ def label_matrix(column) -> np.ndarray:
     return np.asarray(label_array(column))
 
 
-class BodyLoss:
-    def __init__(self, value: float, steps: int):
-        self.value, self.steps = value, steps
-
-
-def train_body(run: PreparedRun, texts: list[str], labels: np.ndarray) -> BodyLoss:
-    """Contrastive fine-tuning of run.model's encoder through a SentenceTransformer that shares it."""
+def train_body(run: PreparedRun, texts: list[str], labels: np.ndarray) -> TrainOutput:
+    """Contrastive fine-tuning of run.model's encoder through a SentenceTransformer that shares it; the trainer's
+    own summary (global_step, training_loss)."""
     import datasets
     import torch
     from sentence_transformers import (
@@ -139,8 +138,7 @@ def train_body(run: PreparedRun, texts: list[str], labels: np.ndarray) -> BodyLo
             dataloader_pin_memory=torch.cuda.is_available())
         trainer = SentenceTransformerTrainer(model=body, args=args, train_dataset=dataset,
                                              loss=CosineSimilarityLoss(body))
-        output = trainer.train()
-    return BodyLoss(float(output.training_loss), int(output.global_step))
+        return trainer.train()
 
 
 def sentence_modules(run: PreparedRun, scratch: str) -> list:
@@ -220,8 +218,6 @@ def binary_row(estimator, dim: int) -> tuple[np.ndarray, float]:
 
 def evaluate_validation(run: PreparedRun, epoch: float, step: int, train_loss: float, seconds: float):
     """The validation scores of the trained model, as the engines log them (one history entry)."""
-    import torch
-
     from finetext.evaluation.run_metrics import HistoryEntry, SplitScores
     from finetext.inference.classifier import Classifier
     from finetext.inference.predict import predict_logits
@@ -232,10 +228,9 @@ def evaluate_validation(run: PreparedRun, epoch: float, step: int, train_loss: f
     clf = Classifier(run.model, run.tokenizer, data.label_names, cfg.data.max_length, cfg.data.threshold,
                      multi_label=data.multi_label)
     logits = predict_logits(clf, frame["text"].tolist(), None, cfg.training.eval_batch_size, progress=False)
-    labels = label_matrix(frame["label"])
-    loss = run.objective.loss(torch.tensor(logits), torch.tensor(labels)).item()
-    scores = SplitScores(loss=round(loss, 5), num_examples=len(labels),
-                         **{k: round(v, 5) for k, v in run.objective.metrics(logits, labels).items()})
+    metrics = run.objective.validation_scores(logits, label_matrix(frame["label"]).copy())  # as the engines score
+    count = metrics.pop("num_examples")
+    scores = SplitScores(**{k: round(v, 5) for k, v in metrics.items()}, num_examples=count)
     log_evaluation(epoch, step, scores)
     entry = HistoryEntry(epoch=epoch, step=step, train_loss=round(train_loss, 5), train_seconds=round(seconds, 2),
                          validation=scores)
