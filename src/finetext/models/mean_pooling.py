@@ -16,7 +16,6 @@ the unknown model type rather than loading the weights into a [CLS]-pooled class
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import torch
@@ -27,8 +26,6 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetext.models.outputs import classification_output
-
-log = logging.getLogger("finetext")
 
 MODEL_TYPE = "finetext-mean-pooling"
 
