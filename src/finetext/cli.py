@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     for add_command in (add_train_command, add_tune_command, add_compare_command, add_config_command,
                         add_evaluate_command, add_predict_command, add_export_command, add_report_command,
-                        add_serve_command):
+                        add_serve_command, add_doctor_command):
         add_command(commands)
     return parser
 
@@ -160,8 +160,9 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--text-pair-column", help="second text column of --input")
     predict.add_argument("--batch-size", type=int, default=32, help="examples per batch")
     predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                         help="auto: bfloat16 autocast where the CPU/GPU runs it natively (AVX512-BF16, AMX, "
-                              "CUDA), else fp32; fp32 reproduces the evaluation's scores exactly")
+                         help="auto: bfloat16 autocast or fp32, whichever measured faster for this model and batch "
+                              "shape on this machine (cached; inputs under 16 batches are not measured and run fp32 "
+                              "unless measured before); fp32 reproduces the evaluation's scores exactly")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
@@ -202,6 +203,18 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
         "GET /info, GET /openapi.json. Concurrent requests are batched together; inputs are bounded.")
     serve.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_dataclass_flags(serve, ServeConfig)
+
+
+def add_doctor_command(commands: argparse._SubParsersAction) -> None:
+    """finetext doctor."""
+    doctor = commands.add_parser(
+        "doctor", help="print this machine, its measured speed per precision and the cached speed choices",
+        description="Print the machine (CPU model and flags or GPU, threads, torch), the matmul throughput it "
+        "measures now in each precision (fp32, bf16; fp16 on GPUs), the hardware choices finetext measured and "
+        "cached for it (precision, threads, fused optimizer, torch.compile per model and batch size) and the "
+        "versions of the libraries it runs on.")
+    doctor.add_argument("--no-measure", action="store_true", help="skip the matmul measurement (a few seconds)")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -397,6 +410,14 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor(args: argparse.Namespace) -> int:
+    from finetext.hardware.doctor import doctor_report, format_report
+
+    report = doctor_report(measure=not args.no_measure)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def run_config(args: argparse.Namespace) -> int:
     if args.docs:
         print(docs_markdown(), end="")
@@ -421,7 +442,7 @@ def setup_logging(quiet: bool) -> None:
 
 COMMANDS = {"train": run_train, "tune": run_tune, "compare": run_compare, "evaluate": run_evaluate,
             "predict": run_predict, "config": run_config, "export": run_export, "report": run_report,
-            "serve": run_serve}
+            "serve": run_serve, "doctor": run_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -325,11 +325,20 @@ class TrainingConfig:
     seed: int = 42
     """Seed for shuffling, subsets, the carved validation split, initialisation and dropout."""
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    """Numeric precision of training (mixed precision: the weights stay float32). 'auto': bf16 where it runs
-    natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32. fp16 needs a CUDA GPU."""
-    torch_compile: bool = False
-    """Compile the model with torch.compile (inductor). The first steps are slow while it compiles, so it pays
-    off only on long runs; see docs/performance.md for the measured effect."""
+    """Numeric precision of training (mixed precision: the weights stay float32). 'auto': the faster of fp32 and
+    bf16 (fp16 on GPUs without bf16), measured on this model at this run's batch shape and cached per machine
+    (`finetext doctor` lists the cache); runs under 100 steps are not measured and take fp32 unless an earlier
+    run measured them. An explicit bf16 that measures slower than fp32 (emulated) trains as asked, with a
+    warning. fp16 needs a CUDA GPU."""
+    threads: int | None = None
+    """CPU threads for the model's kernels. Default: all of this process's CPUs, or half of them where that
+    measured faster (same measurement and cache as precision)."""
+    fused_optimizer: bool | None = None
+    """AdamW's fused kernel (true) or its foreach one (false). Default: the one measured faster here."""
+    torch_compile: bool | None = None
+    """Compile the model with torch.compile (inductor). Default: only where measured to pay, which is only
+    considered for runs expected to last over 30 minutes (compiling costs 30-90 s on a CPU, and again for new
+    padded lengths); see docs/performance.md."""
     group_by_length: bool = True
     """Batch examples of similar length together so dynamic padding wastes less compute."""
     dataloader_num_workers: int = 0
@@ -344,6 +353,8 @@ class TrainingConfig:
                      "logging_steps", "save_total_limit"):
             if getattr(self, name) < 1:
                 raise FinetextError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.threads is not None and self.threads < 1:
+            raise FinetextError(f"threads must be a positive integer, got {self.threads}.")
         if self.save_steps is not None and self.save_steps < 1:
             raise FinetextError(f"save_steps must be a positive integer, got {self.save_steps}.")
         check_choices(self)

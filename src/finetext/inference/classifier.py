@@ -42,7 +42,7 @@ class LoadOptions:
     trust_remote_code: bool = False
     """Run the model directory's own Python code (auto_map in config.json)."""
     precision: str = "auto"
-    """'auto' (bf16 where the hardware runs it natively, else fp32), 'bf16' or 'fp32'."""
+    """'auto' (bf16 or fp32, whichever measured faster here), 'bf16' or 'fp32'."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,8 @@ class Classifier:
     multi_label: bool = False
     label_separator: str | None = None
     precision: str = "fp32"
-    """'bf16' runs the model under bfloat16 autocast (about 2-3x faster on long texts on CPUs with
-    AVX512-BF16/AMX); 'auto' decides per call (finetext.hardware.resolve_precision, by the mean tokens of a
-    batch); the logits are returned as float32 either way."""
+    """'bf16' runs the model under bfloat16 autocast; 'auto' runs bf16 or fp32, whichever measured faster for this
+    model and batch shape on this machine (finetext.inference.precision); the logits are float32 either way."""
     backend: str = "pytorch"
     """The inference backend that loaded the model (finetext.inference.loader.BACKENDS)."""
     long_text: str = DataConfig.long_text

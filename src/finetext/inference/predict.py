@@ -3,6 +3,8 @@ restore the input order."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -11,8 +13,9 @@ from finetext.data.tokenize import encode, encode_windows
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.evaluation.windows import aggregate_windows
-from finetext.hardware import model_width, resolve_precision
+from finetext.hardware.calibrate import Workload
 from finetext.inference.classifier import Classifier
+from finetext.inference.precision import inference_precision
 
 
 @torch.inference_mode()
@@ -38,8 +41,10 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     order = (np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1] if sort_by_length
              else np.arange(len(input_ids)))
     device = clf.model.device
-    tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * batch_size
-    bf16 = resolve_precision(clf.precision, tokens_per_batch, model_width(clf.model.config)) == "bf16"
+    tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * min(batch_size, len(input_ids))
+    workload = Workload("inference", min(batch_size, max(1, len(input_ids))), tokens_per_batch,
+                        math.ceil(len(input_ids) / batch_size), clf.max_length)
+    bf16 = inference_precision(clf, workload) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     logits = np.zeros((len(input_ids), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]

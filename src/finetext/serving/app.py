@@ -13,6 +13,7 @@ max_body_bytes (refused before it is read), 415 a body that is not JSON, 422 a r
 import logging
 import socket
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
 from finetext.inference.classifier import Classifier
 from finetext.inference.loader import load_classifier_dir
+from finetext.inference.precision import serving_precision
 from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.serving.batcher import Batcher, Overloaded
 from finetext.serving.guard import RequestGuard
@@ -95,7 +97,8 @@ def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, A
                       if clf.long_text == "chunk" else {"mode": "truncate"}),
         "text_pairs": clf.text_pair_column is not None,
         "multi_label": clf.multi_label,
-        "precision": cfg.precision,
+        "precision": clf.precision,
+        "precision_requested": cfg.precision,
         "max_batch_size": cfg.max_batch_size,
         "limits": cfg.limits(),
         "finetext_version": __version__,
@@ -133,6 +136,7 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
     """The app for one model directory (a training run, an ONNX export, or a saved HF model)."""
     cfg = cfg or ServeConfig()
     clf = clf or load_classifier_dir(model_dir, cfg.trust_remote_code, cfg.precision)
+    clf = replace(clf, precision=serving_precision(clf))
     batcher = Batcher(predictor(clf, cfg.max_batch_size), cfg.max_batch_size, cfg.max_wait_ms / 1000,
                       cfg.max_pending_texts)
     info = model_info(model_dir, clf, cfg)

@@ -14,8 +14,8 @@ class ServeConfig:
     port: int = 8000
     """TCP port to listen on."""
     precision: str = "auto"
-    """auto (bfloat16 autocast where the CPU/GPU runs it natively and a batch is large enough, else fp32),
-    fp32 (exactly the evaluation's probabilities) or bf16."""
+    """auto (bfloat16 autocast or fp32, whichever measured faster for this model when the server started;
+    cached per machine), fp32 (exactly the evaluation's probabilities) or bf16."""
     max_batch_size: int = 32
     """Most texts the model sees in one forward pass. Concurrent requests are pooled up to this size."""
     max_wait_ms: float = 5.0

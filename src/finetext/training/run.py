@@ -39,7 +39,6 @@ from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
 from finetext.evaluation.report import write_report
 from finetext.evaluation.run_metrics import DataSummary, ParameterCounts, RunMetrics, SplitScores, TrainStats
-from finetext.hardware import model_width, resolve_precision
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
 from finetext.lazy import import_object
@@ -51,6 +50,7 @@ from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
 from finetext.training.engines import engine_for
 from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun
+from finetext.training.hardware_settings import resolve_hardware_settings, training_workload
 from finetext.training.objective import Objective, resolve_class_weights
 from finetext.version import __version__
 
@@ -144,8 +144,11 @@ class TrainingRun:
                      cfg.data.train_windows_per_document or "all", len(encoded["validation"]))
         training = cfg.training  # the default epochs count training rows: windows when long texts are chunked
         epochs = training.epochs or STRATEGIES[cfg.model.strategy].default_epochs  # fewshot: once over its pairs
-        cfg = replace(cfg, training=replace(training, epochs=epochs or training.resolved_epochs(len(encoded["train"])),
-                                            precision=resolved_precision(cfg, encoded["train"], model)))
+        training = replace(training, epochs=epochs or training.resolved_epochs(len(encoded["train"])))
+        if torch.cuda.is_available():  # measured where it will train
+            model = model.to(self.state.device)
+        workload = training_workload(training, encoded["train"], cfg.data.max_length, self.state.num_processes)
+        cfg = replace(cfg, training=resolve_hardware_settings(training, model, workload, self.state))
         return PreparedRun(config=cfg, data=data, tokenizer=tokenizer, model=model,
                            objective=build_objective(cfg, data), encoded_train=encoded["train"],
                            encoded_validation=encoded["validation"],
@@ -255,6 +258,13 @@ class TrainingRun:
         shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
 
     def run(self) -> TrainResult:
+        threads = torch.get_num_threads()  # setup may choose fewer for this run; a notebook keeps its own after
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> TrainResult:
         prepared = self.setup()
         fit = self.train(prepared)
         result = TrainResult(prepared.output_dir, {})
@@ -293,13 +303,6 @@ def encode_split(cfg: TrainConfig, data: LabelledData, split: str, tokenizer) ->
     return tokenize_split(data.splits[split], tokenizer, d.max_length, d.padding, cache=d.cache_tokenized,
                           stride=d.stride if chunk else None,
                           windows_per_document=d.train_windows_per_document if chunk and split == "train" else None)
-
-
-def resolved_precision(cfg: TrainConfig, train: datasets.Dataset, model: nn.Module) -> str:
-    """precision, with 'auto' decided by the hardware and the mean tokens of a training batch."""
-    lengths = [len(ids) for ids in train["input_ids"]]
-    tokens_per_batch = sum(lengths) / max(1, len(lengths)) * cfg.training.batch_size
-    return resolve_precision(cfg.training.precision, tokens_per_batch, model_width(getattr(model, "config", None)))
 
 
 def build_objective(cfg: TrainConfig, data: LabelledData) -> Objective:
