@@ -38,3 +38,12 @@ def append_row(path: Path, row: dict, done: list[dict]) -> None:
     done.append(row)
     with path.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
+
+
+def print_machine(args=None) -> None:
+    """The machine every figure of this run belongs to (not repeated by child processes)."""
+    if args is not None and getattr(args, "child", None):
+        return
+    from finetext.hardware.machine import current_machine
+
+    print(f"machine: {current_machine().describe()}", flush=True)

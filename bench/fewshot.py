@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from common import append_row, data_dir, read_rows
+from common import append_row, data_dir, print_machine, read_rows
 
 METHODS = ("fewshot", "full", "full_cls", "setfit")
 """full: finetext's defaults (strategy full, pooling auto = mean for MiniLM); full_cls: the same with --pooling cls
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench-fewshot")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
+    print_machine(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "fewshot.jsonl"

@@ -10,6 +10,7 @@ import argparse
 
 import numpy as np
 import pandas as pd
+from common import print_machine
 
 from finetext.models.glove import build_tokenizer, load_word_vectors
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/imdb/train.parquet")
     parser.add_argument("--vocab-size", type=int, default=100_000)
     args = parser.parse_args()
+    print_machine(args)
     tokenizer = build_tokenizer(load_word_vectors(None, args.vocab_size).words, max_length=100_000)
     ids = tokenizer(pd.read_parquet(args.data)["text"].tolist())["input_ids"]
     lengths = np.array([len(row) for row in ids])

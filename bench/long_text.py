@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_dir, run_child
+from common import data_dir, print_machine, run_child
 
 DEFAULT_SETTINGS = "truncate:256,truncate:512,chunk:256,chunk:512"
 
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print_machine(args)
     if args.child:
         return child(args)
 

@@ -12,6 +12,8 @@ import argparse
 import statistics
 from pathlib import Path
 
+from common import print_machine
+
 import finetext
 
 
@@ -23,6 +25,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, help="override the config's epochs (same for every run)")
     parser.add_argument("--output-root", default="outputs/parity")
     args = parser.parse_args()
+    print_machine(args)
     overrides = {"epochs": args.epochs} if args.epochs else {}
     rows = ["| engine | seed | val F1 | val acc | train s | samples/s |", "| --- | --- | --- | --- | --- | --- |"]
     f1s: dict[str, list[float]] = {engine: [] for engine in args.engines}

@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from common import append_row, data_dir, read_rows
+from common import append_row, data_dir, print_machine, read_rows
 
 # (dataset, strategy) -> the subset and settings of its runs; the same for both poolings
 SETTINGS = {
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=None, help="override every run's training subset")
     parser.add_argument("--out", default="outputs/bench-pooling")
     args = parser.parse_args()
+    print_machine(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "pooling.jsonl"

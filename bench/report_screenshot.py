@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import print_machine
 from PIL import Image
 
 from finetext.artifacts import REPORT
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1200, help="viewport width in CSS pixels")
     parser.add_argument("--height", type=int, default=2400, help="CSS pixels from the top of the page")
     args = parser.parse_args()
+    print_machine(args)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "page.png"
         check = check_page(args.run_dir / REPORT, raw, width=args.width, height=args.height)

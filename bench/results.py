@@ -12,6 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
+from common import print_machine
+
 import finetext
 
 
@@ -24,6 +26,7 @@ def main() -> None:
     parser.add_argument("configs", nargs="+", help="example YAML files")
     parser.add_argument("--output-root", default="outputs/results", help="one run directory per config here")
     args = parser.parse_args()
+    print_machine(args)
     rows = ["| config | train / val / test examples | val acc | val F1 | test acc | test F1 | train s | total s |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for config in args.configs:

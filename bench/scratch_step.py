@@ -18,6 +18,7 @@ import time
 import timeit
 
 import torch
+from common import print_machine
 from torch.profiler import profile
 
 from finetext.config import ModelConfig
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    print_machine(args)
     torch.manual_seed(0)
     batch = torch.randint(3, 100_000, (args.batch_size, args.tokens))
     labels = torch.randint(0, 2, (args.batch_size,))

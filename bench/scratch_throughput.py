@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+from common import print_machine
+
 import finetext
 
 SETTINGS = {
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
+    print_machine(args)
     rows = ["| setting | reviews | samples/s | tokens/s | vs baseline |", "| --- | --- | --- | --- | --- |"]
     baseline = None
     for name, overrides in SETTINGS.items():

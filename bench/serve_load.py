@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-from common import data_dir
+from common import data_dir, print_machine
 
 from finetext.serving.load import oversized_body_status, run_load, wait_until_healthy
 
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    print_machine(args)
     if not (Path(args.model_dir) / "config.json").is_file():
         raise SystemExit(f"no trained model in {args.model_dir}: run `make demo` first, or pass a model directory")
     folder = Path(data_dir()) / args.dataset

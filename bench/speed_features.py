@@ -16,7 +16,7 @@ import argparse
 import os
 import time
 
-from common import data_dir
+from common import data_dir, print_machine
 from engines import run_engine
 
 # Each variant turns one of finetext's speed defaults off (or the optional compile on).
@@ -90,6 +90,7 @@ def main() -> None:
                         help=f"comma-separated, from {', '.join(VARIANTS)}; the first is the baseline")
     parser.add_argument("--tokenization", action="store_true", help="measure the tokenization cache instead")
     args = parser.parse_args()
+    print_machine(args)
     if args.tokenization:
         tokenization_cache(args)
     else:

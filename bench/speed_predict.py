@@ -26,7 +26,7 @@ import os
 import time
 from pathlib import Path
 
-from common import data_dir, run_child
+from common import data_dir, print_machine, run_child
 
 CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_unsorted", "onnx", "onnx_int8")
 DEFAULT_CONFIGS = "finetext_fp32,pipeline,pipeline_b32,finetext,onnx_int8"
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print_machine(args)
     if args.max_length is None:
         from finetext.artifacts import open_artifact
 

@@ -15,6 +15,7 @@ import itertools
 import time
 
 import torch
+from common import print_machine
 from transformers import AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
+    print_machine(args)
     hf_logging.set_verbosity_error()
     print(f"batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print("| tokens per batch | precision | attention dropout | s/step | x fp32 + dropout 0.1 |")

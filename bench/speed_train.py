@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_dir, run_child
+from common import data_dir, print_machine, run_child
 
 CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext")
 BATCH_SIZE, LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 8, 5e-5, 0.1, 0.01, 42
@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print_machine(args)
     if args.child:
         result = run_finetext(args) if args.child == "finetext" else run_trainer_recipe(args.child, args)
         Path(args.report).write_text(json.dumps(result))

@@ -15,6 +15,7 @@ import statistics
 import time
 
 import torch
+from common import print_machine
 
 from finetext.config import ModelConfig
 from finetext.models.pretrained import load_classifier
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    print_machine(args)
     torch.manual_seed(0)
     batch = torch.randint(1000, 20000, (args.batch_size, args.tokens))
     labels = torch.randint(0, 2, (args.batch_size,))

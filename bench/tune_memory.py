@@ -14,7 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import data_dir, run_child
+from common import data_dir, print_machine, run_child
 
 
 def study(trials: int, out: Path, data: str) -> dict:
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one study of this many trials
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print_machine(args)
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
             figures = study(args.one, Path(tmp) / "study", args.data_dir)

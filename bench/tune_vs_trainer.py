@@ -34,7 +34,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import data_dir, run_child
+from common import data_dir, print_machine, run_child
 
 SEED = 42
 MAX_LENGTH = 64
@@ -315,6 +315,7 @@ def main() -> None:
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print_machine(args)
     args.out = str(Path(args.out).resolve())
     if args.side:
         report = run_trainer_side(args) if args.side == "trainer" else run_finetext_side(args)

@@ -1,6 +1,7 @@
 """finetext export: ONNX directories (fp32 and int8) that predict, predict_file and evaluate load like a run's."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -227,3 +228,76 @@ def test_a_new_export_format_is_one_function_and_one_registration(sst2_model, tm
     assert finetext.predict(tmp_path / "out", ["a gem"])[0]["label"] in {"negative", "positive"}
     with pytest.raises(FinetextError, match=r"unknown --quantize value 'int8'; valid values: none"):
         finetext.export(sst2_model, tmp_path / "q", format="weights", quantize="int8")
+
+
+# ------------------------------------------------------------------------------------- backend chosen by speed
+
+
+@pytest.fixture()
+def own_cache(tmp_path, monkeypatch):
+    from finetext.hardware import choices
+
+    monkeypatch.setenv("FINETEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(choices, "_memo", {})
+    return tmp_path / "cache"
+
+
+def test_backend_onnxruntime_on_a_training_directory_runs_its_cached_onnx_copy(sst2_model, texts, own_cache,
+                                                                               monkeypatch):
+    from finetext.inference import export
+
+    ours = finetext.predict(sst2_model, texts, backend="onnxruntime")
+    [copy] = (own_cache / "onnx").iterdir()
+    assert (copy / "model.onnx").is_file() and (copy / "finetext.yaml").is_file()
+    reference = finetext.predict(sst2_model, texts, precision="fp32")
+    np.testing.assert_allclose(probabilities(ours), probabilities(reference), atol=1e-4)
+    monkeypatch.setattr(export, "export_model", lambda *a, **k: pytest.fail("exported twice"))
+    finetext.predict(sst2_model, texts[:4], backend="onnxruntime")  # the copy is reused
+
+
+def test_backend_auto_switches_to_onnxruntime_only_where_it_measured_faster(sst2_model, texts, own_cache,
+                                                                            monkeypatch, caplog):
+    from finetext.hardware.choices import Choice
+    from finetext.inference import backend_choice
+
+    monkeypatch.setattr(backend_choice, "MIN_BACKEND_SECONDS", 0.0)
+    winner = {"value": "onnxruntime"}
+    measured = []
+
+    def measure(clf, onnx, workload, precision):
+        measured.append(workload.shape())
+        return Choice("backend", winner["value"], {"pytorch fp32": 0.2, "onnxruntime": 0.1}, {}, workload.shape())
+
+    monkeypatch.setattr(backend_choice, "measure", measure)
+    loaded = []
+    original = backend_choice.faster_backend
+
+    def spy(clf, model_dir, workload):
+        loaded.append(result := original(clf, model_dir, workload))
+        return result
+
+    monkeypatch.setattr(backend_choice, "faster_backend", spy)
+    with caplog.at_level(logging.INFO, logger="finetext"):
+        finetext.predict(sst2_model, texts, batch_size=8)
+    assert loaded[-1].backend == "onnxruntime" and len(measured) == 1
+    assert any("inference backend onnxruntime: measured at 8 x" in r.getMessage() for r in caplog.records)
+    finetext.predict(sst2_model, texts, batch_size=8, precision="fp32")  # exact numbers asked: PyTorch
+    assert loaded[-1].backend == "pytorch"
+    short = texts[:8]
+    monkeypatch.setattr(backend_choice, "MIN_BACKEND_SECONDS", 1e9)  # a prediction too short to matter
+    finetext.predict(sst2_model, short, batch_size=8)
+    assert loaded[-1].backend == "pytorch" and len(measured) == 1
+
+
+def test_a_cached_pytorch_choice_never_exports(sst2_model, texts, own_cache, monkeypatch):
+    from finetext.hardware.choices import Choice
+    from finetext.inference import backend_choice, export
+
+    monkeypatch.setattr(backend_choice, "MIN_BACKEND_SECONDS", 0.0)
+    monkeypatch.setattr(backend_choice, "measure", lambda clf, onnx, workload, precision: Choice(
+        "backend", "pytorch", {"pytorch fp32": 0.1, "onnxruntime": 0.2}, {}, workload.shape()))
+    finetext.predict(sst2_model, texts, batch_size=8)  # measured once: the export was needed to measure
+    monkeypatch.setattr(export, "export_model", lambda *a, **k: pytest.fail("exported although PyTorch won"))
+    shutil.rmtree(own_cache / "onnx")
+    records = finetext.predict(sst2_model, texts, batch_size=8)
+    assert len(records) == len(texts) and not (own_cache / "onnx").exists()

@@ -250,3 +250,17 @@ def test_doctor_measures_emulated_bf16_where_the_flags_would_say_native(tmp_path
     peaks = json.loads(out)["matmul_gflops"]
     assert peaks["bf16"] < peaks["fp32"] / 4
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in json.loads(out)["machine"]
+
+
+@pytest.mark.slow
+def test_a_run_that_measures_trains_exactly_like_one_that_reads_the_cache(tiny_model, tmp_path, monkeypatch):
+    """Measuring (real passes, no fakes) leaves no trace in the run: RNG, weights, optimizer all as without it."""
+    from conftest import without_timing
+
+    monkeypatch.setattr(calibrate, "MIN_TRAIN_STEPS", 1)
+    histories = []
+    for name in ("measures", "cached"):
+        result = finetext.train(tiny_run(tiny_model, tmp_path / name, dataset="sst2", epochs=1, report=False))
+        histories.append(without_timing(result.metrics["history"]))
+        assert choices.cache_file().is_file()
+    assert histories[0] == histories[1]

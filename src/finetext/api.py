@@ -10,6 +10,7 @@ import pandas as pd
 from finetext.config import TrainConfig, config_from_flat, flatten, load_yaml
 from finetext.data.files import read_table, write_table
 from finetext.errors import FinetextError
+from finetext.inference.backend_choice import input_workload, with_backend
 from finetext.inference.classifier import Classifier
 from finetext.inference.export_formats import DEFAULT_FORMAT
 from finetext.inference.loader import load_classifier_dir
@@ -85,17 +86,22 @@ def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int
 
 def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: list[str] | None = None,
             batch_size: int = 32, progress: bool = False, precision: str = "auto",
-            trust_remote_code: bool = False) -> list[dict]:
+            trust_remote_code: bool = False, backend: str = "auto") -> list[dict]:
     """Predicted label, its probability and every label's probability, for each text (input order).
 
-    precision: 'auto' runs bfloat16 autocast where the hardware supports it natively (see
-    finetext.hardware), 'fp32' gives exactly the evaluation's numbers. trust_remote_code runs a model
-    directory's own Python code (auto_map in its config.json); only for directories you trust."""
-    clf = model_dir if isinstance(model_dir, Classifier) else load_classifier_dir(str(model_dir), trust_remote_code,
-                                                                                  precision=precision)
+    precision: 'auto' runs bfloat16 autocast or fp32, whichever measured faster for this model here (see
+    finetext.hardware), 'fp32' gives exactly the evaluation's numbers. backend: 'auto' (with precision auto, a long
+    prediction runs in onnxruntime where that measured faster; finetext.inference.backend_choice), 'pytorch' or
+    'onnxruntime'. trust_remote_code runs a model directory's own Python code (auto_map in its config.json); only
+    for directories you trust."""
     if isinstance(texts, str):
         texts = [texts]
     _check_texts(texts, text_pairs)
+    clf = model_dir
+    if not isinstance(model_dir, Classifier):
+        clf = load_classifier_dir(str(model_dir), trust_remote_code, precision=precision)
+        check_pairs(clf, text_pairs is not None)
+        clf = with_backend(clf, model_dir, backend, input_workload(clf, list(texts), text_pairs, batch_size))
     check_pairs(clf, text_pairs is not None)
     logits = predict_logits(clf, list(texts), text_pairs, batch_size, progress)
     return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
@@ -103,7 +109,8 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
 
 def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 32,
-                 progress: bool = True, precision: str = "auto", trust_remote_code: bool = False) -> Path:
+                 progress: bool = True, precision: str = "auto", trust_remote_code: bool = False,
+                 backend: str = "auto") -> Path:
     """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns
     (multi-label: predicted_labels, joined by the label separator or '|', and prob_<label>)."""
     clf = load_classifier_dir(str(model_dir), trust_remote_code, precision=precision)
@@ -116,6 +123,9 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
                                 f"{', '.join(map(str, table.columns))}.", "Choose one with --text-column.")
     texts = table[text_col].tolist()
     pairs = table[pair_col].tolist() if pair_col else None
+    _check_texts(texts, pairs)
+    check_pairs(clf, pairs is not None)
+    clf = with_backend(clf, model_dir, backend, input_workload(clf, texts, pairs, batch_size))
     records = predict(clf, texts, pairs, batch_size, progress)
     result = table.copy()
     if clf.multi_label:

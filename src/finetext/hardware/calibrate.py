@@ -238,8 +238,9 @@ def choose_fused_optimizer(model: nn.Module, workload: Workload) -> Choice:
 
     def measure() -> Choice:
         copies = [p.detach().clone().requires_grad_(True) for p in model.parameters() if p.requires_grad]
-        for copy in copies:
-            copy.grad = torch.randn_like(copy)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
+            for copy in copies:
+                copy.grad = torch.randn_like(copy)
         seconds = {}
         for fused in ("fused", "foreach"):
             try:

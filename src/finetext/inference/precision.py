@@ -29,11 +29,9 @@ def inference_precision(clf: Classifier, workload: Workload) -> str:
     return clf.precision
 
 
-def serving_precision(clf: Classifier, batch_size: int = 8) -> str:
-    """The precision a server keeps for its whole life: measured once at start on batches of batch_size texts
-    half as long as the model reads (its requests are not known yet), or taken from the cache."""
+def serving_precision(clf: Classifier, workload: Workload) -> str:
+    """The precision a server keeps for its whole life: measured once at start on the workload (its requests
+    are not known yet: backend_choice.serving_workload), or taken from the cache."""
     if clf.precision == "fp32" or not isinstance(clf.model, nn.Module):
         return "fp32"
-    length = max(8, clf.max_length // 2)
-    workload = Workload("inference", batch_size, batch_size * length, passes=10**6, max_length=clf.max_length)
     return inference_precision(clf, workload)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from finetext.artifacts import open_artifact
 from finetext.errors import FinetextError
+from finetext.inference.backend_choice import serving_workload, with_backend
 from finetext.inference.classifier import Classifier
 from finetext.inference.loader import load_classifier_dir
 from finetext.inference.precision import serving_precision
@@ -136,7 +137,9 @@ def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier |
     """The app for one model directory (a training run, an ONNX export, or a saved HF model)."""
     cfg = cfg or ServeConfig()
     clf = clf or load_classifier_dir(model_dir, cfg.trust_remote_code, cfg.precision)
-    clf = replace(clf, precision=serving_precision(clf))
+    workload = serving_workload(clf)
+    clf = with_backend(clf, model_dir, cfg.backend, workload)
+    clf = replace(clf, precision=serving_precision(clf, workload))
     batcher = Batcher(predictor(clf, cfg.max_batch_size), cfg.max_batch_size, cfg.max_wait_ms / 1000,
                       cfg.max_pending_texts)
     info = model_info(model_dir, clf, cfg)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from finetext.errors import FinetextError
 
+BACKEND_CHOICES = ("auto", "pytorch", "onnxruntime")
+
 
 @dataclass
 class ServeConfig:
@@ -16,6 +18,10 @@ class ServeConfig:
     precision: str = "auto"
     """auto (bfloat16 autocast or fp32, whichever measured faster for this model when the server started;
     cached per machine), fp32 (exactly the evaluation's probabilities) or bf16."""
+    backend: str = "auto"
+    """auto (with precision auto: onnxruntime instead of PyTorch where it measured faster for this model here;
+    the ONNX copy is exported to the cache once), pytorch, or onnxruntime (a training directory's cached ONNX
+    copy). A directory written by finetext export always runs in onnxruntime."""
     max_batch_size: int = 32
     """Most texts the model sees in one forward pass. Concurrent requests are pooled up to this size."""
     max_wait_ms: float = 5.0
@@ -37,6 +43,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
             raise FinetextError(f"precision must be auto, fp32 or bf16, got {self.precision!r}.")
+        if self.backend not in BACKEND_CHOICES:
+            raise FinetextError(f"backend must be {', '.join(BACKEND_CHOICES)}, got {self.backend!r}.")
         if not 0 < self.port < 65536:
             raise FinetextError(f"port must be between 1 and 65535, got {self.port}.")
         for name in ("max_batch_size", "max_texts", "max_chars", "max_body_bytes", "max_pending_texts"):
