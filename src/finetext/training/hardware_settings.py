@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import datasets
 import torch
+import yaml
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from torch import nn
@@ -80,6 +82,21 @@ def measured_settings(cfg: TrainingConfig, model: nn.Module, workload: Workload)
         compile_model = choice.value == "true"
     settings = {"precision": precision, "threads": threads, "fused_optimizer": fused, "torch_compile": compile_model}
     return settings, "; ".join(c.line() for c in choices), warning
+
+
+HARDWARE_FIELDS = ("precision", "threads", "fused_optimizer", "torch_compile")
+
+
+def saved_hardware_settings(cfg: TrainingConfig, run_config: Path) -> TrainingConfig:
+    """cfg with the settings it leaves to measurement taken from an interrupted run's config, so a resumed run
+    continues exactly as it started (and on another machine, as it started, not as that machine measures)."""
+    try:
+        saved = (yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}).get("training", {})
+    except (OSError, yaml.YAMLError):
+        return cfg
+    unset = {name: saved[name] for name in HARDWARE_FIELDS
+             if name in saved and getattr(cfg, name) in (None, "auto")}
+    return replace(cfg, **unset)
 
 
 def model_on_cpu(model: nn.Module) -> bool:

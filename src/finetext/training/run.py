@@ -50,8 +50,13 @@ from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
 from finetext.training.engines import engine_for
 from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun
-from finetext.training.hardware_settings import resolve_hardware_settings, training_workload
+from finetext.training.hardware_settings import (
+    resolve_hardware_settings,
+    saved_hardware_settings,
+    training_workload,
+)
 from finetext.training.objective import Objective, resolve_class_weights
+from finetext.training.short_texts import apply_plan, plan_for
 from finetext.version import __version__
 
 log = logging.getLogger("finetext")
@@ -142,11 +147,14 @@ class TrainingRun:
             log.info("long texts as windows of %d tokens: train %d windows (at most %s per document), "
                      "validation %d", cfg.data.max_length, len(encoded["train"]),
                      cfg.data.train_windows_per_document or "all", len(encoded["validation"]))
+        cfg = apply_plan(cfg, plan_for(cfg, encoded["train"]), model)
         training = cfg.training  # the default epochs count training rows: windows when long texts are chunked
         epochs = training.epochs or STRATEGIES[cfg.model.strategy].default_epochs  # fewshot: once over its pairs
         training = replace(training, epochs=epochs or training.resolved_epochs(len(encoded["train"])))
         if torch.cuda.is_available():  # measured where it will train
             model = model.to(self.state.device)
+        if cfg.resume:  # the interrupted run's measured choices, not new measurements
+            training = saved_hardware_settings(training, out / CHECKPOINTS / ckpt.RUN_CONFIG)
         workload = training_workload(training, encoded["train"], cfg.data.max_length, self.state.num_processes)
         cfg = replace(cfg, training=resolve_hardware_settings(training, model, workload, self.state))
         return PreparedRun(config=cfg, data=data, tokenizer=tokenizer, model=model,
