@@ -12,8 +12,11 @@ agreement of the predicted labels with PyTorch fp32, and the largest probability
 - pipeline:          transformers.pipeline("text-classification", DIR) with its default batch size (1);
                      truncation=True and the model's max_length, or long reviews fail;
 - pipeline_b32:      the same with batch_size=32;
-- finetext:          finetext's defaults: length-sorted batches of 32, precision auto (bf16 autocast here);
+- finetext:          finetext's defaults: length-sorted batches of 32, precision and backend auto: measured
+                     before the timed part in this run's empty cache (the seconds it took are printed; a second
+                     run on the machine reads the cache);
 - finetext_fp32:     --precision fp32 (the reference for agreement);
+- finetext_bf16:     --precision bf16;
 - finetext_unsorted: fp32 batches of 32 in input order (what sorting by length gains);
 - onnx / onnx_int8:  `finetext export DIR --format onnx [--quantize int8]`, then finetext predict on it.
 """
@@ -23,12 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 from common import data_dir, print_machine, run_child
 
-CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_unsorted", "onnx", "onnx_int8")
+CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_bf16", "finetext_unsorted", "onnx",
+           "onnx_int8")
 DEFAULT_CONFIGS = "finetext_fp32,pipeline,pipeline_b32,finetext,onnx_int8"
 
 
@@ -49,7 +54,8 @@ def child(name: str, args: argparse.Namespace) -> dict:
 
     from finetext.evaluation.metrics import softmax
     from finetext.inference.loader import load_classifier_dir
-    from finetext.inference.predict import predict_logits
+    from finetext.inference.precision import inference_precision
+    from finetext.inference.predict import predict_logits, prediction_workload
 
     texts, _ = load_texts(args)
     if name.startswith("pipeline"):
@@ -65,14 +71,39 @@ def child(name: str, args: argparse.Namespace) -> dict:
                                   for out in outputs])
     else:
         source = args.model_dir if not name.startswith("onnx") else export(args.model_dir, name)
-        precision = "auto" if name in ("finetext", "onnx", "onnx_int8") else "fp32"
+        precision = {"finetext": "auto", "finetext_bf16": "bf16"}.get(name, "fp32")
         clf = replace(load_classifier_dir(source, precision=precision), max_length=args.max_length)
+        calibration = 0.0
+        if name == "finetext":  # its measured choices, made before the timed part (once per machine and model)
+            clf, calibration = calibrated(clf, args.model_dir, texts)
         started = time.perf_counter()
         logits = predict_logits(clf, texts, batch_size=32, progress=False,
                                 sort_by_length=name != "finetext_unsorted")
         seconds = time.perf_counter() - started
         probabilities = softmax(logits)
-    return {"seconds": seconds, "probabilities": probabilities.tolist()}
+        backend = f"{clf.backend} {inference_precision(clf, prediction_workload(clf, lengths(clf, texts), 32))}"
+        return {"seconds": seconds, "probabilities": probabilities.tolist(), "calibration_s": calibration,
+                "ran": backend}
+    return {"seconds": seconds, "probabilities": probabilities.tolist(), "ran": "pipeline fp32"}
+
+
+def lengths(clf, texts: list[str]) -> list[int]:
+    from finetext.data.tokenize import encode
+
+    return [len(ids) for ids in encode(clf.tokenizer, texts, None, clf.max_length)["input_ids"]]
+
+
+def calibrated(clf, model_dir: str, texts: list[str]):
+    """finetext predict's own decisions for these texts: backend (PyTorch or onnxruntime) and precision, measured
+    now in this run's empty cache; returns the classifier to run and the seconds the measuring took."""
+    from finetext.inference.backend_choice import input_workload, with_backend
+    from finetext.inference.precision import inference_precision
+    from finetext.inference.predict import prediction_workload
+
+    started = time.perf_counter()
+    clf = with_backend(clf, model_dir, "auto", input_workload(clf, texts, None, 32))
+    inference_precision(clf, prediction_workload(clf, lengths(clf, texts), 32))
+    return clf, time.perf_counter() - started
 
 
 def export(model_dir: str, name: str) -> str:
@@ -134,21 +165,25 @@ def main() -> None:
     _, gold = load_texts(args)
     print(f"{args.texts} {args.dataset} {args.split} texts, max_length {args.max_length}; {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    os.environ["FINETEXT_CACHE_DIR"] = tempfile.mkdtemp(prefix="speed-predict-cache-")  # measured in this run
     runs = {}
     for name in names:
         runs[name] = run_config(name, args)
         print(f"{name}: {args.texts / runs[name]['seconds']:.1f} texts/s", flush=True)
     reference = np.array(runs.get("finetext_fp32", runs[names[0]])["probabilities"])
     base = runs.get("pipeline")
-    print("\n| config | texts/s | x pipeline (batch 1) | peak RSS MB | accuracy | same label as fp32 | max prob diff |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| config | ran | texts/s | x pipeline (batch 1) | calibration s | peak RSS MB | accuracy | same label as "
+          "fp32 | max prob diff |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, run in runs.items():
         p = np.array(run["probabilities"])
         speed = args.texts / run["seconds"]
         ratio = f"{speed / (args.texts / base['seconds']):.2f}" if base else "-"
         accuracy = (p.argmax(1) == np.array(gold)).mean()
         agree = (p.argmax(1) == reference.argmax(1)).mean()
-        print(f"| {name} | {speed:.1f} | {ratio} | {run['peak_rss_mb']:.0f} | {100 * accuracy:.2f} | "
+        calibration = f"{run['calibration_s']:.1f}" if run.get("calibration_s") else "-"
+        print(f"| {name} | {run['ran']} | {speed:.1f} | {ratio} | {calibration} | {run['peak_rss_mb']:.0f} | "
+              f"{100 * accuracy:.2f} | "
               f"{100 * agree:.2f}% | {np.abs(p - reference).max():.4f} |")
     print_sizes(args.model_dir, names)
 

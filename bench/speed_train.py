@@ -9,10 +9,15 @@ warm-up, weight decay 0.01, 1 epoch, seed 42), each in its own child process, on
 
 - tutorial:        HF Trainer, every example padded to max_length, random batches, fp32 (the HF course);
 - trainer_dynamic: HF Trainer, dynamic padding + train_sampling_strategy="group_by_length", fp32;
-- trainer_best:    trainer_dynamic + bf16 (bf16 autocast, as `bf16=True, use_cpu=True`);
-- finetext:        `finetext.train` with its defaults (only the data, batch size and schedule given).
+- trainer_best:    trainer_dynamic in the precision that is faster on this machine for this model and shape
+                   (bf16 autocast as `bf16=True, use_cpu=True`, or fp32), as finetext's calibration measures it
+                   in this script before the runs (printed; --trainer-precision to force one);
+- finetext:        `finetext.train` with its defaults (only the data, batch size and schedule given);
+- finetext_before: the defaults finetext had before issue 18: precision from CPU flags (bf16 with AVX512-BF16 or
+                   AMX from 1,024 tokens per batch), no short-text batches (batch_tokens 0), embeddings trained.
 
-All evaluate the same validation rows every --eval-steps steps. Printed per configuration: training
+All evaluate the same validation rows every --eval-steps x 8 training examples (finetext's grown batches: every
+--eval-steps x 8 / its batch size steps). Printed per configuration: training
 samples/s and real (non-padding) tokens/s, both over training time with evaluations excluded; the
 training time to the first evaluation at --target-accuracy; the last evaluation's accuracy; the child's
 peak RSS; ratios to the tutorial recipe and to the best Trainer; and model FLOPs utilisation: useful
@@ -27,12 +32,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from common import data_dir, print_machine, run_child
 
-CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext")
+CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext", "finetext_before")
 BATCH_SIZE, LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 8, 5e-5, 0.1, 0.01, 42
 
 
@@ -95,7 +99,8 @@ def run_trainer_recipe(name: str, args: argparse.Namespace) -> dict:
             learning_rate=LEARNING_RATE, warmup_steps=WARMUP, weight_decay=WEIGHT_DECAY, num_train_epochs=1,
             max_steps=args.tutorial_steps if name == "tutorial" and args.tutorial_steps else -1,
             eval_strategy="steps", eval_steps=args.eval_steps, save_strategy="no", seed=SEED, report_to="none",
-            bf16=name == "trainer_best", use_cpu=True, logging_steps=10_000, disable_tqdm=True,
+            bf16=name == "trainer_best" and args.trainer_precision == "bf16", use_cpu=True, logging_steps=10_000,
+            disable_tqdm=True,
             train_sampling_strategy="random" if name == "tutorial" else "group_by_length")
         trainer = Trainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=val_ds,
                           data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy,
@@ -108,44 +113,73 @@ def run_trainer_recipe(name: str, args: argparse.Namespace) -> dict:
             accuracies[entry["step"]] = entry["eval_accuracy"]
     return {"evaluations": [{"step": s, "train_seconds": clock.at_step[s], "accuracy": accuracies[s]}
                             for s in sorted(accuracies)],
-            "rows": len(train_ds), "precision": "bf16" if name == "trainer_best" else "fp32"}
+            "rows": len(train_ds), "batch_size": BATCH_SIZE,
+            "precision": args.trainer_precision if name == "trainer_best" else "fp32"}
 
 
-def run_finetext(args: argparse.Namespace) -> dict:
+def run_finetext(args: argparse.Namespace, before: bool = False) -> dict:
     import yaml
 
     import finetext
 
     with tempfile.TemporaryDirectory() as tmp:
-        output_dir = args.keep_model or str(Path(tmp) / "run")
+        output_dir = args.keep_model if args.keep_model and not before else str(Path(tmp) / "run")
         values = {**data_values(args), "batch_size": BATCH_SIZE, "epochs": 1, "learning_rate": LEARNING_RATE,
                   "warmup": WARMUP, "weight_decay": WEIGHT_DECAY, "seed": SEED, "eval_strategy": "steps",
-                  "eval_steps": args.eval_steps, "quiet": True, "output_dir": output_dir, "overwrite_output_dir": True,
-                  "cache_tokenized": False}  # tokenization is outside the timed part either way
+                  "eval_steps": max(1, args.eval_steps // growth(args)), "quiet": True, "output_dir": output_dir,
+                  "overwrite_output_dir": True, "cache_tokenized": False}  # tokenization is outside the timed part
+        if before:
+            values.update(batch_tokens=0, freeze_embeddings=False, precision=flag_rule_precision(args),
+                          eval_steps=args.eval_steps, fused_optimizer=True, torch_compile=False)
         result = finetext.train(values)
         saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
+    training = saved["training"]
+    resolved = {k: training[k] for k in ("batch_size", "learning_rate", "precision", "threads", "fused_optimizer",
+                                         "torch_compile")}
     return {"evaluations": [{"step": h["step"], "train_seconds": h["train_seconds"],
                              "accuracy": h["validation"]["accuracy"]} for h in result.metrics["history"]],
-            "rows": result.metrics["data"]["train"], "precision": saved["training"]["precision"]}  # auto, resolved
+            "rows": result.metrics["data"]["train"], "precision": training["precision"],  # auto, resolved
+            "batch_size": training["batch_size"],
+            "resolved": {**resolved, "freeze_embeddings": saved["model"]["freeze_embeddings"]}}
+
+
+def growth(args: argparse.Namespace) -> int:
+    """The factor finetext's short-text rule puts on batch size 8 for these rows (1 for long texts)."""
+    import datasets
+
+    from finetext.config import config_from_flat
+    from finetext.training.short_texts import plan_for
+
+    rows = datasets.Dataset.from_dict({"input_ids": [[0] * int(n) for n in workload(args)["lengths"]]})
+    return plan_for(config_from_flat({**data_values(args), "batch_size": BATCH_SIZE}), rows).growth
+
+
+def flag_rule_precision(args: argparse.Namespace) -> str:
+    """finetext's precision 'auto' before issue 18: bf16 where the CPU reports AVX512-BF16 or AMX, from 1,024
+    tokens per batch, for models at least 384 wide (MiniLM is); else fp32."""
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if native and workload(args)["lengths"].mean() * BATCH_SIZE >= 1024 else "fp32"
+
+
+def measured_precision(args: argparse.Namespace) -> str:
+    """The precision finetext's calibration finds faster for MiniLM training at these rows' batch shape, with the
+    Trainer's attention dropout (0.1)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from finetext.hardware.calibrate import Workload, choose_precision
+    from finetext.models.pretrained import packaged_model_dir
+
+    model = AutoModelForSequenceClassification.from_pretrained(packaged_model_dir(), num_labels=2,
+                                                               attention_probs_dropout_prob=0.1)
+    tokens = workload(args)["lengths"].mean() * BATCH_SIZE
+    choice = choose_precision(model, Workload("train", BATCH_SIZE, tokens, 10**6, args.max_length))
+    print(f"trainer_best precision: {choice.line()}", flush=True)
+    return choice.value
 
 
 # ---------------------------------------------------------------------------------------------- parent
-
-
-def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
-    """Best FLOP/s of a square matmul in this process: the machine's practical peak for that dtype."""
-    import torch
-
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
 
 
 def workload(args: argparse.Namespace) -> dict:
@@ -169,7 +203,7 @@ def workload(args: argparse.Namespace) -> dict:
 
 def summarise(name: str, run: dict, work: dict, peaks: dict, target: float) -> dict:
     last = run["evaluations"][-1]
-    samples, seconds = min(last["step"] * BATCH_SIZE, run["rows"]), last["train_seconds"]
+    samples, seconds = min(last["step"] * run["batch_size"], run["rows"]), last["train_seconds"]
     # The tutorial may stop early (--tutorial-steps): its rows are random, so the mean row stands in.
     fraction = samples / len(work["lengths"])
     tokens, flops = work["lengths"].sum() * fraction, work["flops"].sum() * fraction
@@ -177,7 +211,8 @@ def summarise(name: str, run: dict, work: dict, peaks: dict, target: float) -> d
     return {"config": name, "precision": run["precision"], "samples_per_s": samples / seconds,
             "tokens_per_s": tokens / seconds, "time_to_target_s": reached, "accuracy": last["accuracy"],
             "steps": last["step"], "peak_rss_mb": run["peak_rss_mb"],
-            "mfu": flops / seconds / peaks[run["precision"]], "evaluations": run["evaluations"]}
+            "mfu": flops / seconds / peaks[run["precision"]], "evaluations": run["evaluations"],
+            **({"resolved": run["resolved"]} if "resolved" in run else {})}
 
 
 def print_table(rows: list[dict], target: float) -> None:
@@ -193,6 +228,9 @@ def print_table(rows: list[dict], target: float) -> None:
         print(f"| {r['config']} | {r['precision']} | {r['samples_per_s']:.2f} | {r['tokens_per_s']:.0f} | {x_tut} | "
               f"{x_best} | {reached} | {100 * r['accuracy']:.2f} | {r['steps']} | {r['peak_rss_mb']:.0f} | "
               f"{100 * r['mfu']:.1f}% |")
+    for r in rows:
+        if "resolved" in r:
+            print(f"{r['config']} trained with: " + ", ".join(f"{k} {v}" for k, v in r["resolved"].items()))
     print("\nevaluations (step: training seconds, accuracy):")
     for r in rows:
         print(f"  {r['config']}: " + ", ".join(f"{e['step']}: {e['train_seconds']:.0f} s {100 * e['accuracy']:.1f}%"
@@ -212,12 +250,15 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--keep-model", help="keep finetext's model in this directory (for speed_predict.py)")
+    parser.add_argument("--trainer-precision", choices=("measured", "fp32", "bf16"), default="measured",
+                        help="trainer_best's precision (default: the faster one as measured first)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
     print_machine(args)
     if args.child:
-        result = run_finetext(args) if args.child == "finetext" else run_trainer_recipe(args.child, args)
+        result = (run_finetext(args, before=args.child == "finetext_before") if args.child.startswith("finetext")
+                  else run_trainer_recipe(args.child, args))
         Path(args.report).write_text(json.dumps(result))
         return
     names = args.configs.split(",")
@@ -226,7 +267,11 @@ def main() -> None:
         raise SystemExit(f"unknown config(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONFIGS)}")
     import torch
 
-    peaks = {p: matmul_peak(p) for p in ("fp32", "bf16")}
+    from finetext.hardware.peaks import matmul_gflops
+
+    peaks = {p: matmul_gflops(p) * 1e9 for p in ("fp32", "bf16")}
+    if args.trainer_precision == "measured" and "trainer_best" in names:
+        args.trainer_precision = measured_precision(args)
     work = workload(args)
     print(f"{args.dataset}: {args.train_samples} training rows (mean {work['lengths'].mean():.0f} tokens, "
           f"{work['lengths'].min():.0f}-{work['lengths'].max():.0f}), {args.eval_samples} validation rows, "

@@ -66,7 +66,7 @@ def test_applying_the_plan_scales_the_learning_rate_and_freezes_the_embeddings(t
 @pytest.mark.slow
 def test_a_short_text_run_records_what_it_did_and_reruns_identically_from_its_finetext_yaml(tiny_model, tmp_path):
     result = finetext.train(tiny_run(tiny_model, tmp_path / "first", dataset="sst2", batch_size=8, epochs=1,
-                                     report=False))
+                                     report=False, batch_tokens=256))
     saved = yaml.safe_load((result.output_dir / "finetext.yaml").read_text())
     assert saved["training"]["batch_size"] == 16 and saved["training"]["batch_tokens"] == 0
     assert saved["training"]["learning_rate"] == pytest.approx(1e-3 * math.sqrt(2))

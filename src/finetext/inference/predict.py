@@ -41,10 +41,7 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     order = (np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1] if sort_by_length
              else np.arange(len(input_ids)))
     device = clf.model.device
-    tokens_per_batch = sum(len(ids) for ids in input_ids) / max(1, len(input_ids)) * min(batch_size, len(input_ids))
-    workload = Workload("inference", min(batch_size, max(1, len(input_ids))), tokens_per_batch,
-                        math.ceil(len(input_ids) / batch_size), clf.max_length)
-    bf16 = inference_precision(clf, workload) == "bf16"
+    bf16 = inference_precision(clf, prediction_workload(clf, [len(ids) for ids in input_ids], batch_size)) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     logits = np.zeros((len(input_ids), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
@@ -57,6 +54,13 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     if documents is not None:
         return aggregate_windows(logits, documents, clf.multi_label, clf.window_aggregation, len(texts))
     return logits
+
+
+def prediction_workload(clf: Classifier, lengths: list[int], batch_size: int) -> Workload:
+    """The batches predicting inputs of these token lengths makes (what precision auto is measured on)."""
+    batch = min(batch_size, max(1, len(lengths)))
+    mean = sum(lengths) / max(1, len(lengths))
+    return Workload("inference", batch, mean * batch, math.ceil(len(lengths) / batch_size), clf.max_length)
 
 
 def predictions_from_logits(logits: np.ndarray, label_names: list[str], multi_label: bool,
