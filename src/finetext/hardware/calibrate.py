@@ -35,6 +35,8 @@ TIMED_PASSES = 2
 """Timed passes per candidate after one warm-up pass (the fastest counts: other processes only add time)."""
 EMULATED_FACTOR = 1.15
 """An explicit precision measured this many times slower than fp32 gets a warning."""
+MARGIN = 1.03
+"""A precision other than fp32 is chosen only when at least this much faster: a tie keeps fp32's exact numbers."""
 THREADS_GAIN = 1.05
 """Fewer threads are kept only when at least this much faster (noise is a few percent)."""
 COMPILE_MIN_EAGER_SECONDS = 1800
@@ -188,6 +190,8 @@ def choose_precision(model: nn.Module, workload: Workload, requested: str = "aut
         with measuring(model, workload.mode):
             seconds, notes = time_candidates(model, workload, candidates, lambda c: c, stop_slow)
         fastest = min(seconds, key=seconds.get)
+        if seconds[fastest] * MARGIN > seconds["fp32"]:  # within noise of fp32: keep the exact one
+            fastest = "fp32"
         return Choice("precision", fastest, seconds, notes, workload.shape())
 
     choice = decide("precision", model, workload, measure, fallback="fp32", force=explicit)
