@@ -47,3 +47,14 @@ def print_machine(args=None) -> None:
     from finetext.hardware.machine import current_machine
 
     print(f"machine: {current_machine().describe()}", flush=True)
+
+
+def print_calibration() -> None:
+    """Every choice finetext measured during this run (its cache), with the timing of every candidate."""
+    from finetext.hardware.doctor import cached_rows
+    from finetext.hardware.machine import current_machine
+
+    print("\nfinetext's measured choices in this run (mode, setting, chosen, model, tokens per batch: timings):")
+    for row in cached_rows(current_machine().key()):
+        print(f"  {row['mode']} {row['setting']} **{row['value']}**, {row['model']}, ~{row['tokens_per_batch']}: "
+              f"{row['timings']}")

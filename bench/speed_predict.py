@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_dir, print_machine, run_child
+from common import data_dir, print_calibration, print_machine, run_child
 
 CONFIGS = ("pipeline", "pipeline_b32", "finetext", "finetext_fp32", "finetext_bf16", "finetext_unsorted", "onnx",
            "onnx_int8")
@@ -186,6 +186,7 @@ def main() -> None:
               f"{100 * accuracy:.2f} | "
               f"{100 * agree:.2f}% | {np.abs(p - reference).max():.4f} |")
     print_sizes(args.model_dir, names)
+    print_calibration()
 
 
 if __name__ == "__main__":

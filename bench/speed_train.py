@@ -34,7 +34,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from common import data_dir, print_machine, run_child
+from common import data_dir, print_calibration, print_machine, run_child
 
 CONFIGS = ("tutorial", "trainer_dynamic", "trainer_best", "finetext", "finetext_before")
 BATCH_SIZE, LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 8, 5e-5, 0.1, 0.01, 42
@@ -269,6 +269,8 @@ def main() -> None:
 
     from finetext.hardware.peaks import matmul_gflops
 
+    os.environ["FINETEXT_CACHE_DIR"] = tempfile.mkdtemp(prefix="speed-train-cache-")  # measured in this run
+
     peaks = {p: matmul_gflops(p) * 1e9 for p in ("fp32", "bf16")}
     if args.trainer_precision == "measured" and "trainer_best" in names:
         args.trainer_precision = measured_precision(args)
@@ -287,6 +289,7 @@ def main() -> None:
         rows.append(summarise(name, run, work, peaks, args.target_accuracy))
         print(f"{name}: {rows[-1]['samples_per_s']:.2f} samples/s, accuracy {rows[-1]['accuracy']:.4f}", flush=True)
     print_table(rows, args.target_accuracy)
+    print_calibration()
     if args.json:
         Path(args.json).write_text(json.dumps({"peaks": peaks, "rows": rows}, indent=2))
 

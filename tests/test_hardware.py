@@ -43,20 +43,22 @@ def fake_timings(monkeypatch, forward: dict[str, float], step: dict[str, float] 
     def one_pass(model, batch, precision, mode):
         calls.append((precision, mode, torch.get_num_threads()))
         table = forward if mode == "inference" or step is None else step
-        return table.get(f"threads={torch.get_num_threads()}", table.get(precision))
+        base = precision.split("+")[0]  # the math attention kernel: 1.5x slower unless the table says otherwise
+        return table.get(f"threads={torch.get_num_threads()}", table.get(precision, table.get(base) * 1.5))
 
     monkeypatch.setattr(calibrate, "one_pass", one_pass)
     return calls
 
 
-LONG_TRAINING = Workload("train", batch_size=16, tokens_per_batch=16 * 64, passes=1000, max_length=64)
+LONG_TRAINING = Workload("train", batch_size=16, tokens_per_batch=16 * 256, passes=1000, max_length=512)
+"""Sequences of 256 tokens: only the fused attention kernel is measured (see test_short_sequences_...)."""
 
 
 def test_auto_takes_the_faster_precision_measured_and_a_second_run_reads_it_from_the_cache(model, monkeypatch):
     calls = fake_timings(monkeypatch, forward={"fp32": 0.1, "bf16": 0.05}, step={"fp32": 0.3, "bf16": 0.2})
     first = choose_precision(model, LONG_TRAINING)
     assert (first.value, first.source, first.seconds) == ("bf16", "measured", {"fp32": 0.3, "bf16": 0.2})
-    assert first.shape == (16, 64)
+    assert first.shape == (16, 256)
     assert [c[:2] for c in calls] == [("fp32", "inference"), ("fp32", "train"), ("fp32", "train"),
                                       ("bf16", "inference"), ("bf16", "train"), ("bf16", "train")]
     calls.clear()
@@ -71,7 +73,7 @@ def test_the_cache_is_per_machine_and_per_batch_size_bucket(model, monkeypatch):
     calls = fake_timings(monkeypatch, forward={"fp32": 0.1, "bf16": 0.05}, step={"fp32": 0.3, "bf16": 0.2})
     choose_precision(model, LONG_TRAINING)
     calls.clear()
-    bigger = Workload("train", 16, 16 * 256, 1000, 512)  # 4,096 tokens per batch: another bucket
+    bigger = Workload("train", 16, 16 * 512, 1000, 512)  # 8,192 tokens per batch: another bucket
     choose_precision(model, bigger)
     assert calls and {c[0] for c in calls} == {"fp32", "bf16"}
     calls.clear()
@@ -93,18 +95,18 @@ def test_an_emulated_precision_is_stopped_after_one_forward_pass(model, monkeypa
 def test_an_explicit_emulated_precision_is_measured_in_full_and_warned_about_with_its_factor(model, monkeypatch):
     fake_timings(monkeypatch, forward={"fp32": 0.1, "bf16": 2.0}, step={"fp32": 0.3, "bf16": 6.0})
     choose_precision(model, LONG_TRAINING)  # auto first: bf16 stopped early and cached so
-    short = Workload("train", 16, 16 * 64, passes=3, max_length=64)  # explicit requests are measured however short
+    short = Workload("train", 16, 16 * 256, passes=3, max_length=512)  # explicit requests: measured however short
     choice = choose_precision(model, short, requested="bf16")
     assert choice.seconds == {"fp32": 0.3, "bf16": 6.0} and not choice.notes
     assert emulation_warning(choice, "bf16") == (
-        "--precision bf16 runs 20.0x slower than fp32 on this machine (measured at 16 x 64 tokens: 6.000 s against "
+        "--precision bf16 runs 20.0x slower than fp32 on this machine (measured at 16 x 256 tokens: 6.000 s against "
         "0.300 s per pass); the hardware emulates it. --precision auto picks the faster.")
     assert emulation_warning(choice, "auto") is None and emulation_warning(choice, "fp32") is None
 
 
 def test_a_run_too_short_to_matter_is_not_measured_and_stays_fp32(model, monkeypatch):
     calls = fake_timings(monkeypatch, forward={"fp32": 0.1, "bf16": 0.05}, step={"fp32": 0.3, "bf16": 0.2})
-    short = Workload("train", 16, 16 * 64, passes=calibrate.MIN_TRAIN_STEPS - 1, max_length=64)
+    short = Workload("train", 16, 16 * 256, passes=calibrate.MIN_TRAIN_STEPS - 1, max_length=512)
     choice = choose_precision(model, short)
     assert (choice.value, choice.source, calls) == ("fp32", "default", [])
     assert "99 steps: too short a run to measure" in choice.line()
@@ -118,6 +120,30 @@ def test_a_damaged_cache_file_is_only_a_cache(model, monkeypatch):
     choices.cache_file().write_text("{not json")
     assert choose_precision(model, LONG_TRAINING).source == "measured"
     assert json.loads(choices.cache_file().read_text())["version"] == choices.CACHE_VERSION
+
+
+def test_short_sequences_also_try_the_math_attention_kernel_and_training_uses_the_winner(model, monkeypatch):
+    fake_timings(monkeypatch, forward={"fp32": 0.1, "bf16": 0.05}, step={"fp32": 0.3, "bf16": 0.2, "bf16+math": 0.15})
+    short = Workload("train", 16, 16 * 16, passes=1000, max_length=64)
+    choice = choose_precision(model, short)
+    assert list(choice.seconds) == ["fp32", "bf16", "fp32+math", "bf16+math"] and choice.value == "bf16+math"
+    assert calibrate.split_choice(choice.value) == ("bf16", "math")
+    assert "fp32+math" not in choose_precision(model, LONG_TRAINING).seconds  # 256 tokens: fused only
+
+
+def test_the_math_kernel_context_really_selects_sdpas_math_backend():
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: F401 - the API the context relies on
+
+    q = torch.randn(1, 2, 8, 16)
+    with calibrate.attention_kernel("math"):
+        math = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    fused = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    torch.testing.assert_close(math, fused, atol=1e-5, rtol=1e-5)
+    from torch.nn.attention import _cur_sdpa_kernel_backends
+
+    with calibrate.attention_kernel("math"):
+        assert _cur_sdpa_kernel_backends() == [SDPBackend.MATH]
+    assert SDPBackend.FLASH_ATTENTION in _cur_sdpa_kernel_backends()
 
 
 def test_fewer_threads_are_kept_only_when_clearly_faster(model, monkeypatch):
@@ -234,7 +260,7 @@ def test_doctor_lists_this_machines_cached_choices_and_versions(model, monkeypat
     report = json.loads(capsys.readouterr().out)
     assert report["versions"]["torch"] == torch.__version__
     [row] = report["cached_choices"]
-    assert (row["mode"], row["setting"], row["value"], row["tokens_per_batch"]) == ("train", "precision", "bf16", 1024)
+    assert (row["mode"], row["setting"], row["value"], row["tokens_per_batch"]) == ("train", "precision", "bf16", 4096)
     assert main(["doctor", "--no-measure"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("machine: ") and "precision       bf16" in text and "versions: python" in text

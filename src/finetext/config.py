@@ -337,6 +337,10 @@ class TrainingConfig:
     (`finetext doctor` lists the cache); runs under 100 steps are not measured and take fp32 unless an earlier
     run measured them. An explicit bf16 that measures slower than fp32 (emulated) trains as asked, with a
     warning. fp16 needs a CUDA GPU."""
+    attention_kernel: Literal["fused", "math"] | None = None
+    """PyTorch's attention (SDPA) kernel in training: 'fused' (flash attention; runs only with attention_dropout 0)
+    or 'math'. Default: measured with precision for sequences of up to 128 tokens (in bf16 the math kernel was the
+    faster one at 16 tokens here), else fused."""
     threads: int | None = None
     """CPU threads for the model's kernels. Default: all of this process's CPUs, or half of them where that
     measured faster (same measurement and cache as precision)."""

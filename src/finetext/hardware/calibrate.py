@@ -39,6 +39,10 @@ MARGIN = 1.03
 """A precision other than fp32 is chosen only when at least this much faster: a tie keeps fp32's exact numbers."""
 THREADS_GAIN = 1.05
 """Fewer threads are kept only when at least this much faster (noise is a few percent)."""
+MATH_ATTENTION_MAX_LENGTH = 128
+"""Batches of sequences this short also try SDPA's math attention kernel beside the fused (flash) one: at 16 tokens
+the fused kernel made a bf16 training step slower here (0.091 against 0.075 s), at 512 tokens it is 2-3x faster, so
+longer sequences are not measured for it."""
 COMPILE_MIN_EAGER_SECONDS = 1800
 """torch.compile is measured only for runs expected to take this long in eager mode: compiling costs 30-90 s on a
 CPU and recompiles as padded lengths change, so it cannot pay on shorter runs."""
@@ -66,11 +70,31 @@ class Workload:
         return self.passes >= (MIN_TRAIN_STEPS if self.mode == "train" else MIN_INFERENCE_BATCHES)
 
 
-def precision_candidates(device: str) -> list[str]:
-    """fp32 first (the baseline every other candidate is compared with), then the faster formats it has."""
-    if device == "cuda":
-        return ["fp32", "bf16" if torch.cuda.is_bf16_supported() else "fp16"]
-    return ["fp32", "bf16"]
+def precision_candidates(device: str, model: nn.Module | None = None, length: int | None = None) -> list[str]:
+    """fp32 first (the baseline every other candidate is compared with), then the faster formats it has; for a
+    model on SDPA attention and short sequences, each also with the math attention kernel ('bf16+math')."""
+    formats = ["fp32", "bf16" if device == "cpu" or torch.cuda.is_bf16_supported() else "fp16"]
+    config = getattr(model, "config", None)
+    sdpa = getattr(getattr(config, "encoder", None), "_attn_implementation", None) or getattr(
+        config, "_attn_implementation", None)
+    if sdpa == "sdpa" and length is not None and length <= MATH_ATTENTION_MAX_LENGTH:
+        formats += [f"{name}+math" for name in formats]
+    return formats
+
+
+def split_choice(value: str) -> tuple[str, str]:
+    """'bf16+math' -> ('bf16', 'math'); 'bf16' -> ('bf16', 'fused')."""
+    precision, _, kernel = value.partition("+")
+    return precision, kernel or "fused"
+
+
+def attention_kernel(kernel: str | None):
+    """SDPA restricted to its math kernel ('math'), or as PyTorch picks ('fused' or None)."""
+    if kernel != "math":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def model_key(model: nn.Module) -> str:
@@ -104,11 +128,13 @@ def autocast_for(precision: str, device: str):
 def one_pass(model: nn.Module, batch: dict[str, torch.Tensor], precision: str, mode: str) -> float:
     """Seconds of one forward (inference) or forward + backward (train) pass."""
     device = batch["input_ids"].device.type
+    precision, kernel = split_choice(precision)
     started = time.perf_counter()
-    with torch.inference_mode(mode == "inference"), autocast_for(precision, device):
-        logits = model(**batch).logits
-    if mode == "train":
-        logits.float().pow(2).mean().backward()
+    with attention_kernel(kernel):
+        with torch.inference_mode(mode == "inference"), autocast_for(precision, device):
+            logits = model(**batch).logits
+        if mode == "train":
+            logits.float().pow(2).mean().backward()
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - started
@@ -181,7 +207,7 @@ def choose_precision(model: nn.Module, workload: Workload, requested: str = "aut
     measurement with the requested precision timed in full however slow, so that emulation_warning can say by
     how much (measured even for short runs: a slow precision costs most there relative to the run)."""
     device = next(model.parameters()).device.type
-    candidates = precision_candidates(device)
+    candidates = precision_candidates(device, model, workload.shape()[1])
     if requested != "auto" and requested not in candidates:
         candidates = ["fp32", requested]
     explicit = requested not in ("auto", "fp32") and device == "cpu"

@@ -18,6 +18,8 @@ def inference_precision(clf: Classifier, workload: Workload) -> str:
     """fp32 or bf16 for this batch shape. Backends other than PyTorch run the graph's own types (fp32)."""
     if clf.precision == "fp32" or not isinstance(clf.model, nn.Module):
         return "fp32"
+    if "+" in clf.precision:  # resolved already (a server's, at start)
+        return clf.precision
     choice = choose_precision(clf.model, workload, clf.precision)
     if clf.precision == "auto":
         if choice.source == "measured":

@@ -13,7 +13,7 @@ from finetext.data.tokenize import encode, encode_windows
 from finetext.errors import FinetextError
 from finetext.evaluation.metrics import sigmoid, softmax
 from finetext.evaluation.windows import aggregate_windows
-from finetext.hardware.calibrate import Workload
+from finetext.hardware.calibrate import Workload, attention_kernel, split_choice
 from finetext.inference.classifier import Classifier
 from finetext.inference.precision import inference_precision
 
@@ -41,15 +41,16 @@ def predict_logits(clf: Classifier, texts: list[str], pairs: list[str] | None = 
     order = (np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1] if sort_by_length
              else np.arange(len(input_ids)))
     device = clf.model.device
-    bf16 = inference_precision(clf, prediction_workload(clf, [len(ids) for ids in input_ids], batch_size)) == "bf16"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    chosen = inference_precision(clf, prediction_workload(clf, [len(ids) for ids in input_ids], batch_size))
+    precision, kernel = split_choice(chosen)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     logits = np.zeros((len(input_ids), clf.model.config.num_labels), dtype=np.float32)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
         index = order[start:start + batch_size]
         batch = clf.tokenizer.pad({k: [encoded[k][i] for i in index] for k in keys}, return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast:
+        with attention_kernel(kernel), autocast:
             logits[index] = clf.model(**batch).logits.float().cpu().numpy()
     if documents is not None:
         return aggregate_windows(logits, documents, clf.multi_label, clf.window_aggregation, len(texts))

@@ -23,6 +23,7 @@ from finetext.hardware.calibrate import (
     choose_precision,
     choose_threads,
     emulation_warning,
+    split_choice,
 )
 from finetext.hardware.choices import Choice
 
@@ -60,11 +61,13 @@ def resolve_hardware_settings(cfg: TrainingConfig, model: nn.Module, workload: W
 def measured_settings(cfg: TrainingConfig, model: nn.Module, workload: Workload) -> tuple[dict, str, str | None]:
     """The resolved values, the log line and the emulation warning (or None)."""
     choices: list[Choice] = []
-    precision, measured, warning = cfg.precision, None, None
+    precision, measured, warning, kernel = cfg.precision, None, None, cfg.attention_kernel
     if precision == "auto" or (precision == "bf16" and model_on_cpu(model)):
         measured = choose_precision(model, workload, cfg.precision)
         warning = emulation_warning(measured, cfg.precision)
-        precision = measured.value if cfg.precision == "auto" else cfg.precision
+        precision, fastest_kernel = split_choice(measured.value if cfg.precision == "auto" else
+                                                 fastest_of(measured, cfg.precision))
+        kernel = kernel or fastest_kernel
         if cfg.precision == "auto":
             choices.append(measured)
     threads = cfg.threads
@@ -80,11 +83,12 @@ def measured_settings(cfg: TrainingConfig, model: nn.Module, workload: Workload)
         eager = measured.seconds.get(precision) if measured is not None else None
         choices.append(choice := choose_compile(model, workload, precision, eager))
         compile_model = choice.value == "true"
-    settings = {"precision": precision, "threads": threads, "fused_optimizer": fused, "torch_compile": compile_model}
+    settings = {"precision": precision, "threads": threads, "fused_optimizer": fused, "torch_compile": compile_model,
+                "attention_kernel": kernel or "fused"}
     return settings, "; ".join(c.line() for c in choices), warning
 
 
-HARDWARE_FIELDS = ("precision", "threads", "fused_optimizer", "torch_compile")
+HARDWARE_FIELDS = ("precision", "threads", "fused_optimizer", "torch_compile", "attention_kernel")
 
 
 def saved_hardware_settings(cfg: TrainingConfig, run_config: Path) -> TrainingConfig:
@@ -97,6 +101,12 @@ def saved_hardware_settings(cfg: TrainingConfig, run_config: Path) -> TrainingCo
     unset = {name: saved[name] for name in HARDWARE_FIELDS
              if name in saved and getattr(cfg, name) in (None, "auto")}
     return replace(cfg, **unset)
+
+
+def fastest_of(choice: Choice, precision: str) -> str:
+    """The faster attention kernel measured for an explicitly requested precision ('bf16' or 'bf16+math')."""
+    timed = {name: s for name, s in choice.seconds.items() if split_choice(name)[0] == precision}
+    return min(timed, key=timed.get) if timed else precision
 
 
 def model_on_cpu(model: nn.Module) -> bool:

@@ -39,6 +39,7 @@ from finetext.evaluation.mistakes import confident_mistakes
 from finetext.evaluation.model_card import model_card
 from finetext.evaluation.report import write_report
 from finetext.evaluation.run_metrics import DataSummary, ParameterCounts, RunMetrics, SplitScores, TrainStats
+from finetext.hardware.calibrate import attention_kernel
 from finetext.inference.classifier import Classifier
 from finetext.inference.score import evaluate_with_logits
 from finetext.lazy import import_object
@@ -210,7 +211,8 @@ class TrainingRun:
         self.save_run_config(run)
         started = time.perf_counter()
         own_loop = STRATEGIES[run.config.model.strategy].fit  # fewshot trains its own way
-        fit = import_object(own_loop)(run) if own_loop else self.engine.fit(run)
+        with attention_kernel(run.config.training.attention_kernel):
+            fit = import_object(own_loop)(run) if own_loop else self.engine.fit(run)
         fit.stats.update(throughput(run, fit.stats))
         fit.stats["wall_time_s"] = round(time.perf_counter() - started, 2)
         return fit
