@@ -168,7 +168,7 @@ def measured_precision(args: argparse.Namespace) -> str:
     Trainer's attention dropout (0.1)."""
     from transformers import AutoModelForSequenceClassification
 
-    from finetext.hardware.calibrate import Workload, choose_precision
+    from finetext.hardware.calibrate import Workload, choose_precision, split_choice
     from finetext.models.pretrained import packaged_model_dir
 
     model = AutoModelForSequenceClassification.from_pretrained(packaged_model_dir(), num_labels=2,
@@ -176,7 +176,7 @@ def measured_precision(args: argparse.Namespace) -> str:
     tokens = workload(args)["lengths"].mean() * BATCH_SIZE
     choice = choose_precision(model, Workload("train", BATCH_SIZE, tokens, 10**6, args.max_length))
     print(f"trainer_best precision: {choice.line()}", flush=True)
-    return choice.value
+    return split_choice(choice.value)[0]  # with attention dropout 0.1 the Trainer runs SDPA's math kernel anyway
 
 
 # ---------------------------------------------------------------------------------------------- parent
