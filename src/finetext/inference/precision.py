@@ -7,7 +7,7 @@ import logging
 
 from torch import nn
 
-from finetext.hardware.calibrate import Workload, choose_precision, emulation_warning
+from finetext.hardware.calibrate import Workload, choose_precision, emulation_warning, split_choice
 from finetext.inference.classifier import Classifier
 
 log = logging.getLogger("finetext")
@@ -36,4 +36,6 @@ def serving_precision(clf: Classifier, workload: Workload) -> str:
     are not known yet: backend_choice.serving_workload), or taken from the cache."""
     if clf.precision == "fp32" or not isinstance(clf.model, nn.Module):
         return "fp32"
-    return inference_precision(clf, workload)
+    # With the kernel spelled out ('bf16+fused'), inference_precision takes it as resolved: no cache lookup per batch.
+    precision, kernel = split_choice(inference_precision(clf, workload))
+    return f"{precision}+{kernel}"
