@@ -39,7 +39,7 @@ CASES = {
                      "--dataset and --train-file/--validation-file/--test-file were both given"),
     "trainer save_steps": (["--train-file", "{d}/train.csv", "--save-steps", "5"],
                            "save_steps is a native-engine option: the Trainer checkpoints at each evaluation"),
-    "bad engine": (["--engine", "keras"], "argument --engine: invalid choice: 'keras'"),
+    "bad engine": (["--engine", "jax"], "argument --engine: invalid choice: 'jax'"),
     "bad choice": (["--padding", "longest"], "argument --padding: invalid choice: 'longest'"),
 }
 

@@ -282,6 +282,10 @@ class TrainingConfig:
     engine: str = field(default="trainer", metadata={"choices": ENGINES})
     """Training loop. Whichever runs, the config, data, artifacts and metrics.json are the same; only the loop
     differs."""
+    keras_backend: Literal["torch", "tensorflow"] | None = None
+    """The keras engine's backend: torch (finetext's own model as a Keras layer; every strategy) or tensorflow
+    (keras-hub's BERT trained by TensorFlow, converted back to the same artifact; BERT models, full, head and top_k
+    strategies). Default: KERAS_BACKEND, else torch."""
     epochs: float | None = None
     """Passes over the training set. Default: enough for about 1,200 optimizer steps, at least 1 and at most
     10 (6 for MRPC, 1 for SST-2 at batch size 16)."""
@@ -371,6 +375,9 @@ class TrainingConfig:
         if self.save_steps is not None and self.save_steps < 1:
             raise FinetextError(f"save_steps must be a positive integer, got {self.save_steps}.")
         check_choices(self)
+        if self.keras_backend is not None and self.engine != "keras":
+            raise FinetextError("keras_backend is an option of the keras engine.",
+                                "Add --engine keras, or drop --keras-backend.")
         if refuse := ENGINES[self.engine].refuse:
             refuse(self)
         check_class_weights(self.class_weights)

@@ -49,12 +49,18 @@ class EngineSpec:
     refuse: Callable[[TrainingConfig], None] | None = None
     """Raise FinetextError for option combinations this engine cannot run; runs when the config is built.
     None: it runs every configuration."""
+    resolve: Callable[[TrainingConfig], TrainingConfig] | None = None
+    """Fill in the defaults this engine decides (before the run measures the hardware settings still unset);
+    None: nothing to fill in."""
 
     def summary(self) -> str:
         return self.description
 
     def load(self) -> Engine:
         return import_object(self.implementation)()
+
+    def resolved(self, cfg: TrainingConfig) -> TrainingConfig:
+        return self.resolve(cfg) if self.resolve else cfg
 
 
 def refuse_save_steps(cfg: TrainingConfig) -> None:
@@ -63,10 +69,19 @@ def refuse_save_steps(cfg: TrainingConfig) -> None:
                             "Add --engine native, or use --eval-strategy steps --eval-steps N with the Trainer.")
 
 
+def lazy_check(implementation: str) -> Callable:
+    """A refuse or resolve hook that imports its module only when a config names the engine."""
+    return lambda cfg: import_object(implementation)(cfg)
+
+
 ENGINES: dict[str, EngineSpec] = {spec.name: spec for spec in (
     EngineSpec("trainer", "the Hugging Face Trainer", "finetext.training.trainer_engine:TrainerEngine",
                refuse=refuse_save_steps),
     EngineSpec("native", "finetext's own loop on Accelerate", "finetext.training.native_engine:NativeEngine"),
+    EngineSpec("keras", "Keras 3 compile / fit (torch or tensorflow backend; pip install \"finetext[keras]\")",
+               "finetext.training.keras.engine:KerasEngine", refuse=lazy_check("finetext.training.keras.engine:"
+                                                                               "refuse_keras"),
+               resolve=lazy_check("finetext.training.keras.engine:resolve_keras")),
 )}
 """Every engine by name, in the order the docs list them."""
 

@@ -49,7 +49,7 @@ from finetext.models.strategies import STRATEGIES, apply_strategy, parameter_cou
 from finetext.models.strategies.lora import is_lora
 from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
-from finetext.training.engines import engine_for
+from finetext.training.engines import ENGINES, engine_for
 from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun
 from finetext.training.hardware_settings import (
     resolve_hardware_settings,
@@ -154,6 +154,7 @@ class TrainingRun:
         training = replace(training, epochs=epochs or training.resolved_epochs(len(encoded["train"])))
         if torch.cuda.is_available():  # measured where it will train
             model = model.to(self.state.device)
+        training = ENGINES[training.engine].resolved(training)
         if cfg.resume:  # the interrupted run's measured choices, not new measurements
             training = saved_hardware_settings(training, out / CHECKPOINTS / ckpt.RUN_CONFIG)
         workload = training_workload(training, encoded["train"], cfg.data.max_length, self.state.num_processes)

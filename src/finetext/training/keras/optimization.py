@@ -1,0 +1,85 @@
+"""What Keras optimises and how: the run's loss in keras.ops, its warm-up schedule and AdamW.
+
+Each mirrors what the other engines use (training.objective.Objective.loss, transformers.get_scheduler,
+torch.optim.AdamW without decay on 1-d weights), written in keras.ops so that every backend runs the same
+formula; tests/test_keras_engine.py checks them against those.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from finetext.config import TrainingConfig
+from finetext.training.objective import Objective
+
+
+class ObjectiveLoss(keras.losses.Loss):
+    """Objective.loss: cross-entropy (class-weighted: sum of weighted losses / sum of weights, as torch's
+    weighted mean), or for multi-label binary cross-entropy with a positive weight per label, averaged."""
+
+    def __init__(self, objective: Objective):
+        super().__init__(name="objective_loss")
+        self.multi_label = objective.multi_label
+        self.class_weights = objective.class_weights
+
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        if self.multi_label:
+            labels = ops.cast(y_true, "float32")
+            positive = ops.convert_to_tensor(self.class_weights or [1.0] * logits.shape[-1], dtype="float32")
+            # -[w*y*log(sigmoid(x)) + (1-y)*log(1-sigmoid(x))], in softplus form for stability
+            return ops.mean(positive * labels * ops.softplus(-logits) + (1.0 - labels) * ops.softplus(logits))
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        picked = ops.take_along_axis(ops.log_softmax(logits, axis=-1), ops.expand_dims(labels, -1), axis=-1)
+        nll = -ops.squeeze(picked, -1)
+        if not self.class_weights:
+            return ops.mean(nll)
+        weight = ops.take(ops.convert_to_tensor(self.class_weights, dtype="float32"), labels)
+        return ops.sum(weight * nll) / ops.sum(weight)
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """transformers' schedules (linear, cosine, constant, constant_with_warmup) by optimizer step, in keras.ops.
+
+    Keras counts batches in optimizer.iterations when it accumulates gradients: the schedule divides them by
+    accumulation, so the learning rate moves once per update, as in the other engines."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int, kind: str, accumulation: int = 1):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+        self.kind, self.accumulation = kind, accumulation
+
+    def __call__(self, step):
+        step = ops.cast(ops.floor_divide(step, self.accumulation), "float32")
+        warmup = max(1, self.warmup_steps)
+        rising = step / warmup
+        progress = ops.maximum(0.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        if self.kind == "linear":
+            after = ops.maximum(0.0, 1.0 - progress)
+        elif self.kind == "cosine":
+            after = ops.maximum(0.0, 0.5 * (1.0 + ops.cos(math.pi * progress)))
+        else:  # constant, constant_with_warmup
+            after = ops.ones_like(step)
+        if self.kind == "constant":
+            return self.peak * after
+        return self.peak * ops.where(step < self.warmup_steps, rising, after)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "kind": self.kind, "accumulation": self.accumulation}
+
+
+def adamw(cfg: TrainingConfig, model: keras.Model, total_steps: int) -> keras.optimizers.AdamW:
+    """Keras's AdamW with torch's defaults (eps 1e-8), global-norm clipping, and no decay on 1-d weights (biases,
+    LayerNorm), as the Trainer; gradient accumulation by Keras's own option."""
+    warmup = math.ceil(cfg.warmup * total_steps) if cfg.warmup_is_ratio() else int(cfg.warmup)
+    accumulation = cfg.gradient_accumulation_steps
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=WarmupSchedule(cfg.learning_rate, warmup, total_steps, cfg.lr_scheduler, accumulation),
+        weight_decay=cfg.weight_decay, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+        global_clipnorm=cfg.max_grad_norm or None,
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None)
+    optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
+    return optimizer
