@@ -12,7 +12,7 @@ DATA_DIR  ?= $(abspath ../shared/data)
 BIN       := $(VENV)/bin
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast lint docs clean chromium postgres
+.PHONY: setup tensorflow demo test test-fast test-tensorflow lint docs clean chromium postgres
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,15 @@ demo: setup
 	$(BIN)/finetext train examples/demo.yaml $$($(BIN)/python examples/demo_data.py $(DATA_DIR)) --overwrite-output-dir
 	$(BIN)/finetext predict outputs/demo "a gripping, beautifully acted film" "a dull and lifeless mess"
 
+# The keras engine's tensorflow backend (TensorFlow, keras-hub: about 2.2 GB, 25 s to install); make test needs it.
+tensorflow: $(VENV)/.tensorflow
+
+$(VENV)/.tensorflow: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[tensorflow]"
+	touch $@
+
 # Every test (CI runs this); the tests use the samples in tests/data, nothing beside the checkout.
-test: setup chromium postgres
+test: setup tensorflow chromium postgres
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest
 
@@ -54,6 +61,10 @@ postgres:
 		&& apt-get update -qq >/dev/null 2>&1 \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1; } \
 		|| echo "postgresql could not be installed (needs root and apt-get): the shared-storage tests skip"
+
+# Only the keras engine's tests, both backends.
+test-tensorflow: setup tensorflow
+	$(BIN)/python -m pytest tests/test_keras_engine.py tests/test_keras_tensorflow.py
 
 docs: setup
 	$(BIN)/finetext config --docs > docs/config.md

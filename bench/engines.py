@@ -1,13 +1,15 @@
-"""Trainer engine against native engine: same model, data, seed and hyper-parameters, in one run.
+"""The engines against the Trainer engine: same model, data, seed and hyper-parameters, in one run.
 
     .venv/bin/python bench/engines.py                       # IMDB subset, default model, 1 epoch
     .venv/bin/python bench/engines.py --dataset sst2 --train-samples 4000 --max-length 64
+    python bench/engines.py --engines trainer keras:torch keras:tensorflow   # where finetext[tensorflow] is installed
 
+An engine is a registered name, or keras:BACKEND for the keras engine on that Keras backend.
 Each engine trains in its own child process, one after the other (the machine has 2 cores, so nothing else
 may run meanwhile), `--repeats` times in alternating order. Printed per run: training samples/s, real
 (non-padding) tokens/s, the training time (evaluations included, as the Trainer counts it), validation
 accuracy, and the peak resident memory of the whole child process; then the native/trainer ratio of the
-medians.
+medians (each engine against the first one named).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def child(args: argparse.Namespace) -> None:
 
 def run_engine(engine: str, values: dict) -> dict:
     """Train in a child process; return its metrics and its peak RSS."""
+    name, _, backend = engine.partition(":")
     with tempfile.TemporaryDirectory() as tmp:
-        config = {**values, "engine": engine, "output_dir": str(Path(tmp) / "run")}
+        config = {**values, "engine": name, "output_dir": str(Path(tmp) / "run")}
+        if backend:
+            config["keras_backend"] = backend
         metrics, peak_rss_mb = run_child(__file__, ["--child", json.dumps(config)], engine)
     return {"metrics": metrics, "peak_rss_mb": peak_rss_mb}
 
@@ -48,6 +53,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--engines", nargs="+", default=["trainer", "native"],
+                        help="the first is the baseline of the ratios; keras:torch / keras:tensorflow for Keras")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -65,9 +72,9 @@ def main() -> None:
           f"{args.batch_size}, {args.epochs} epoch(s), {args.precision}, {os.cpu_count()} CPUs", flush=True)
     rows = ["| engine | samples/s | real tokens/s | train s | val acc | peak RSS MB |",
             "| --- | --- | --- | --- | --- | --- |"]
-    runs: dict[str, list[dict]] = {"trainer": [], "native": []}
+    runs: dict[str, list[dict]] = {engine: [] for engine in args.engines}
     for repeat in range(args.repeats):
-        for engine in (("trainer", "native") if repeat % 2 == 0 else ("native", "trainer")):
+        for engine in (args.engines if repeat % 2 == 0 else args.engines[::-1]):
             run = run_engine(engine, values)
             runs[engine].append(run)
             train = run["metrics"]["train"]
@@ -80,10 +87,12 @@ def main() -> None:
     def median(engine: str, key: str) -> float:
         return statistics.median(r["metrics"]["train"][key] for r in runs[engine])
 
-    for key in ("train_samples_per_second", "train_tokens_per_second"):
-        print(f"native / trainer {key}: {median('native', key) / median('trainer', key):.3f}")
-    rss = [statistics.median(r["peak_rss_mb"] for r in runs[e]) for e in ("native", "trainer")]
-    print(f"native / trainer peak RSS: {rss[0] / rss[1]:.3f}")
+    base = args.engines[0]
+    for engine in args.engines[1:]:
+        for key in ("train_samples_per_second", "train_tokens_per_second"):
+            print(f"{engine} / {base} {key}: {median(engine, key) / median(base, key):.3f}")
+        rss = [statistics.median(r["peak_rss_mb"] for r in runs[e]) for e in (engine, base)]
+        print(f"{engine} / {base} peak RSS: {rss[0] / rss[1]:.3f}")
 
 
 if __name__ == "__main__":

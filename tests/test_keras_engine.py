@@ -3,8 +3,6 @@ trained through compile / fit with Keras callbacks (tests/test_keras_tensorflow.
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -161,11 +159,16 @@ def test_keras_refusals_name_the_fix(monkeypatch, capsys):
         config_from_flat({"engine": "keras"})
     monkeypatch.delenv("WORLD_SIZE")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a))
+    missing = {"keras", "tensorflow", "keras_hub"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
     assert main(["train", "--dataset", "sst2", "--engine", "keras"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['error: --engine keras on the torch backend needs keras, which is not installed. '
+    assert err == ['error: --engine keras on the torch backend needs keras (not installed). '
                    'Run: pip install "finetext[keras]"']
+    assert main(["train", "--dataset", "sst2", "--engine", "keras", "--keras-backend", "tensorflow"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['error: --engine keras on the tensorflow backend needs keras, tensorflow, keras_hub '
+                   '(not installed). Run: pip install "finetext[tensorflow]"']
 
 
 def test_keras_resumes_a_killed_run_exactly(tiny_model, tmp_path):
@@ -186,17 +189,3 @@ def test_keras_resumes_a_killed_run_exactly(tiny_model, tmp_path):
     assert second["loss_log"] == first["loss_log"]
     a, b = (load_file(d / "model.safetensors") for d in (whole, killed))
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_keras_cli_runs_in_a_fresh_process_with_the_tensorflow_backend_missing(tiny_model, tmp_path):
-    """--keras-backend tensorflow without TensorFlow installed: one line naming the extra, exit 2."""
-    pytest.importorskip("keras")
-    if __import__("importlib").util.find_spec("tensorflow") is not None:
-        pytest.skip("TensorFlow is installed here")
-    done = subprocess.run([sys.executable, "-m", "finetext", "train", "--dataset", "sst2", "--engine", "keras",
-                           "--keras-backend", "tensorflow", "--output-dir", str(tmp_path / "tf")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == ('error: --engine keras on the tensorflow backend needs tensorflow, '
-                                                    'keras_hub, which is not installed. Run: pip install '
-                                                    '"finetext[tensorflow]"')

@@ -185,3 +185,70 @@ def test_unsupported_models_are_named(results):
     assert support["bert"] is None
     assert "LoRA" in support["lora"]
     assert support["distilbert"]
+
+
+# --- End to end: `finetext train --engine keras --keras-backend tensorflow`, each in its own process ----------------
+
+
+def finetext_cli(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    return subprocess.run([sys.executable, "-m", "finetext", *argv], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def tiny_args(tiny_model: str, out) -> list[str]:
+    return ["train", "--dataset", "sst2", "--model", tiny_model, "--engine", "keras", "--keras-backend", "tensorflow",
+            "--train-samples", "96", "--eval-samples", "48", "--epochs", "2", "--batch-size", "16", "--max-length",
+            "64", "--learning-rate", "1e-3", "--batch-tokens", "0", "--output-dir", str(out)]
+
+
+def test_tensorflow_backend_trains_and_saves_the_standard_artifact(tiny_model, tmp_path):
+    from conftest import ARTIFACT_FILES
+
+    out = tmp_path / "tf"
+    done = finetext_cli(*tiny_args(tiny_model, out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensorflow -> torch: the converted model's probabilities match TensorFlow's on 48 validation texts" \
+        in done.stderr
+    assert {p.name for p in out.iterdir()} == ARTIFACT_FILES
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["engine"] == "keras" and [h["step"] for h in metrics["history"]] == [6, 12]
+    assert "keras_backend: tensorflow" in (out / "finetext.yaml").read_text()
+    # the saved torch model scores what TensorFlow's scored at its best evaluation
+    for key in ("accuracy", "f1", "mcc"):
+        assert metrics["final"]["validation"][key] == pytest.approx(metrics["best"]["validation"][key], abs=1e-4)
+    from transformers import pipeline
+
+    outputs = pipeline("text-classification", model=str(out))(["fine", "awful"])
+    assert {o["label"] for o in outputs} <= {"negative", "positive"}
+
+
+def test_tensorflow_backend_refuses_what_it_cannot_train(tiny_model, tmp_path):
+    done = finetext_cli(*tiny_args(tiny_model, tmp_path / "lora"), "--strategy", "lora")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --engine keras with TensorFlow cannot train this model: LoRA (a peft-wrapped model) has no "
+        "TensorFlow counterpart in finetext. Use --keras-backend torch, which trains every model and strategy.")
+    done = finetext_cli(*tiny_args(tiny_model, tmp_path / "bf16"), "--precision", "bf16")
+    assert done.returncode == 2 and "--precision bf16 is not supported on the tensorflow backend" in done.stderr
+
+
+def test_tensorflow_backend_resumes_a_killed_run_exactly(tiny_model, tmp_path, monkeypatch):
+    """As on the torch backend: the Keras variables (dropout seed generators included), optimizer and progress come
+    back, so the resumed run ends with the uninterrupted run's history and weights."""
+    import torch
+    from conftest import without_timing
+    from safetensors.torch import load_file
+    from test_resume import kill_after
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert finetext_cli(*tiny_args(tiny_model, whole)).returncode == 0
+    kill_after(tiny_args(tiny_model, killed)[:-2] + ["--output-dir", str(killed), "--quiet"],
+               killed / "checkpoints" / "step-6" / "state.json")
+    done = finetext_cli(*tiny_args(tiny_model, killed), "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (whole, killed))
+    assert without_timing(second["history"]) == without_timing(first["history"])
+    a, b = (load_file(d / "model.safetensors") for d in (whole, killed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

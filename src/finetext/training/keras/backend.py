@@ -32,8 +32,8 @@ def check_installed(backend: str) -> None:
     """One line naming the pip install to run when a module the backend needs is missing."""
     missing = [name for name in REQUIRED[backend] if importlib.util.find_spec(name) is None]
     if missing:
-        raise FinetextError(f"--engine keras on the {backend} backend needs {', '.join(missing)}, which is not "
-                            "installed.", f"Run: {INSTALL[backend]}")
+        raise FinetextError(f"--engine keras on the {backend} backend needs {', '.join(missing)} (not installed).",
+                            f"Run: {INSTALL[backend]}")
 
 
 def import_keras(backend: str) -> ModuleType:
@@ -42,6 +42,7 @@ def import_keras(backend: str) -> ModuleType:
     loaded = sys.modules.get("keras")
     if loaded is None:
         os.environ["KERAS_BACKEND"] = backend
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notices (GPU probing, oneDNN)
     import keras
 
     if int(keras.__version__.split(".")[0]) < 3:

@@ -173,6 +173,8 @@ class Recorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         p, resume = self.loop.progress, self.loop.run.resume_from
         if resume is not None:
+            if not self.model.optimizer.built:  # TensorFlow builds it inside the first step, after this
+                self.model.optimizer.build(self.model.trainable_variables)
             keras_ckpt.load_variables(resume / keras_ckpt.VARIABLES, self.model, self.model.optimizer)
             self.restore_rng_from = resume  # at the first batch: the data iterator Keras makes draws from it
             log.info("resumed from %s (step %d)", resume, p.global_step)
