@@ -15,9 +15,11 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import keras
 import numpy as np
+from torch import nn
 
 from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
 from finetext.storage import publish_folder
@@ -30,6 +32,18 @@ from finetext.training.keras.optimization import ObjectiveLoss, adamw
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
+
+class BackendModel(Protocol):
+    """A backend's side of the engine (torch_model.TorchBackendModel, tensorflow_model.TensorflowBackendModel)."""
+
+    keras_model: keras.Model
+    """Takes a dict of int arrays (input_ids, attention_mask[, token_type_ids]), returns logits."""
+
+    def trained_model(self, sample: dict[str, np.ndarray], multi_label: bool = False) -> nn.Module:
+        """The run's torch model holding the trained (or restored best) weights; sample: validation inputs a
+        conversion may be checked on."""
+        ...
+
 
 NEVER = 10**9
 """EarlyStopping's patience when the run only keeps the best model and never stops early."""
@@ -99,7 +113,7 @@ def plan_for(run: PreparedRun, batches_per_epoch: int) -> Plan:
 class KerasLoop:
     """setup (in __init__) -> fit(): the life cycle of one keras-engine training run."""
 
-    def __init__(self, run: PreparedRun, backend_model):
+    def __init__(self, run: PreparedRun, backend_model: BackendModel):
         self.run, self.cfg = run, run.config.training
         self.backend_model = backend_model
         train, validation = run.encoded_train, run.encoded_validation
