@@ -73,13 +73,52 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def adamw(cfg: TrainingConfig, model: keras.Model, total_steps: int) -> keras.optimizers.AdamW:
     """Keras's AdamW with torch's defaults (eps 1e-8), global-norm clipping, and no decay on 1-d weights (biases,
-    LayerNorm), as the Trainer; gradient accumulation by Keras's own option."""
+    LayerNorm), as the Trainer; gradient accumulation by Keras's own option. On the torch backend, its update runs
+    torch's fused AdamW kernel (fused_adamw_class)."""
     warmup = math.ceil(cfg.warmup * total_steps) if cfg.warmup_is_ratio() else int(cfg.warmup)
     accumulation = cfg.gradient_accumulation_steps
-    optimizer = keras.optimizers.AdamW(
+    adamw_class = fused_adamw_class() if keras.backend.backend() == "torch" else keras.optimizers.AdamW
+    optimizer = adamw_class(
         learning_rate=WarmupSchedule(cfg.learning_rate, warmup, total_steps, cfg.lr_scheduler, accumulation),
         weight_decay=cfg.weight_decay, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
         global_clipnorm=cfg.max_grad_norm or None,
         gradient_accumulation_steps=accumulation if accumulation > 1 else None)
     optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
     return optimizer
+
+
+def fused_adamw_class() -> type[keras.optimizers.AdamW]:
+    """Keras's torch-backend AdamW whose update is torch's fused AdamW kernel.
+
+    Keras's own torch update makes a dozen passes over every weight with foreach ops: 190 ms a step for MiniLM's
+    22.7M weights here, against 15 ms fused, which made the keras engine 0.85x the Trainer (docs/results.md). Its
+    global-norm clipping is torch's too. Everything else stays Keras's: its variables hold the moments (checkpoints
+    are unchanged), it applies the decoupled weight decay (var *= 1 - lr * wd, with its exclusions) before the
+    update, it counts steps and accumulates gradients; the kernel does the Adam step with torch's epsilon placement
+    (after the bias correction), which is the other engines' AdamW exactly."""
+    import torch
+    from keras.src.backend.torch.optimizers.torch_adamw import AdamW as KerasTorchAdamW
+
+    class FusedAdamW(KerasTorchAdamW):
+        def _clip_gradients(self, grads):
+            """Global-norm clipping as torch.nn.utils.clip_grad_norm_ (the other engines'): one foreach norm and an
+            in-place scale, instead of Keras's squares and scaled copies of every gradient (45 ms a step here)."""
+            if not self.global_clipnorm or any(g is None for g in grads):
+                return super()._clip_gradients(grads)
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_mul_(grads, torch.clamp(self.global_clipnorm / (norm + 1e-6), max=1.0))
+            return grads
+
+        def _parallel_update_step(self, grads, variables, learning_rate):
+            if self.amsgrad:
+                return super()._parallel_update_step(grads, variables, learning_rate)
+            indices = [self._get_variable_index(v) for v in variables]
+            params = [v.value for v in variables]
+            step = (keras.ops.convert_to_tensor(self.iterations) + 1).to(torch.float32)
+            torch._fused_adamw_(params, [g.contiguous() for g in grads],
+                                [self._momentums[i].value for i in indices],
+                                [self._velocities[i].value for i in indices], [], [step] * len(params),
+                                lr=float(learning_rate), beta1=self.beta_1, beta2=self.beta_2, weight_decay=0.0,
+                                eps=self.epsilon, amsgrad=False, maximize=False)
+
+    return FusedAdamW
