@@ -49,17 +49,19 @@ def test_keras_writes_the_same_artifact_and_metrics(keras_and_native):
 
 
 def test_keras_trains_the_model_the_native_engine_trains(keras_and_native):
-    """Same batches (training.batching), loss, warm-up schedule, AdamW and clipping: with dropout off the two
-    loops compute the same thing, so losses and learning rates agree to float32 rounding (Keras's epsilon sits
-    after the bias correction, torch's before: a 1e-8-scale difference)."""
-    keras_log, native_log = (run.metrics["loss_log"] for run in keras_and_native.values())
+    """Same batches (training.batching), loss, warm-up schedule, clipping and AdamW (torch's fused kernel inside
+    Keras's optimizer): with dropout off the two loops compute the same thing, so their loss curves, validation
+    losses and weights agree to float32 rounding (measured here: identical to the 5 decimals metrics.json keeps)."""
+    keras_run, native = keras_and_native["keras"], keras_and_native["native"]
+    keras_log, native_log = keras_run.metrics["loss_log"], native.metrics["loss_log"]
     assert [e["learning_rate"] for e in keras_log] == pytest.approx([e["learning_rate"] for e in native_log],
                                                                     rel=1e-6, abs=1e-10)
-    assert [e["loss"] for e in keras_log] == pytest.approx([e["loss"] for e in native_log], abs=1e-3)
-    keras_history, native_history = (run.metrics["history"] for run in keras_and_native.values())
-    for k, n in zip(keras_history, native_history, strict=True):
-        assert k["validation"]["loss"] == pytest.approx(n["validation"]["loss"], abs=1e-3)
-        assert k["train_loss"] == pytest.approx(n["train_loss"], abs=1e-3)
+    assert [e["loss"] for e in keras_log] == pytest.approx([e["loss"] for e in native_log], abs=2e-5)
+    for k, n in zip(keras_run.metrics["history"], native.metrics["history"], strict=True):
+        assert k["validation"]["loss"] == pytest.approx(n["validation"]["loss"], abs=2e-5)
+        assert k["train_loss"] == pytest.approx(n["train_loss"], abs=2e-5)
+    a, b = (load_file(run.output_dir / "model.safetensors") for run in (keras_run, native))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
 def test_keras_history_matches_the_final_evaluation_of_the_kept_model(keras_and_native):
