@@ -7,6 +7,7 @@ formula; tests/test_keras_engine.py checks them against those.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import keras
@@ -97,7 +98,12 @@ def fused_adamw_class() -> type[keras.optimizers.AdamW]:
     update, it counts steps and accumulates gradients; the kernel does the Adam step with torch's epsilon placement
     (after the bias correction), which is the other engines' AdamW exactly."""
     import torch
-    from keras.src.backend.torch.optimizers.torch_adamw import AdamW as KerasTorchAdamW
+
+    try:
+        from keras.src.backend.torch.optimizers.torch_adamw import AdamW as KerasTorchAdamW
+    except ImportError:  # Keras moved its internal class: its own (slower) update, same math
+        logging.getLogger("finetext").warning("this Keras has no torch AdamW class to speed up; using its own update")
+        return keras.optimizers.AdamW
 
     class FusedAdamW(KerasTorchAdamW):
         def _clip_gradients(self, grads):
