@@ -62,7 +62,8 @@ class KerasEngine:
     def fit(self, run: PreparedRun) -> FitResult:
         cfg = run.config.training
         keras = import_keras(cfg.keras_backend)
-        keras.utils.set_random_seed(cfg.seed)  # Keras's own generators (the tensorflow backend's dropout)
+        if cfg.keras_backend == "tensorflow":  # Keras's own generators drive its dropout there; on torch, torch's RNG
+            keras.utils.set_random_seed(cfg.seed)  # (seeded by the run) does, and this would import TensorFlow
         from finetext.training.keras.loop import KerasLoop
 
         return KerasLoop(run, backend_model(run)).fit()
