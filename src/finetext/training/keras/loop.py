@@ -136,7 +136,7 @@ class KerasLoop:
         p, plan = self.progress, self.plan
         self.batches = TrainingBatches(self.train_padder, self.sampler, plan.total_batches,
                                        start=p.intervals_done * plan.interval_steps * plan.accumulation)
-        stopping = ResumableEarlyStopping(self, recorder)
+        stopping = ResumableEarlyStopping(self)
         quiet = self.run.config.quiet
         with warnings.catch_warnings():
             # the last interval is shorter than steps_per_epoch: Keras warns that the data ran out, as planned
@@ -274,7 +274,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Keras's EarlyStopping on the run's metric (patience in evaluations, best weights restored at the end),
     which a resumed run starts where the interrupted one was: its best score, its wait, its best weights."""
 
-    def __init__(self, loop: KerasLoop, recorder: Recorder):
+    def __init__(self, loop: KerasLoop):
         cfg = loop.cfg
         super().__init__(monitor=f"val_{cfg.metric_for_best_model}",
                          mode="min" if cfg.metric_for_best_model == "loss" else "max",
