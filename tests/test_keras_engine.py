@@ -15,7 +15,7 @@ from finetext.cli import main
 from finetext.config import config_from_flat
 from finetext.errors import FinetextError
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before Keras is first imported (its default is tensorflow)
+os.environ["KERAS_BACKEND"] = "torch"  # before Keras is first imported (its default is tensorflow); these are torch's
 pytest.importorskip("keras")
 
 pytestmark = pytest.mark.slow
