@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from transformers import DataCollatorWithPadding, get_scheduler
 
 from finetext.config import TrainingConfig
 from finetext.errors import FinetextError
-from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
+from finetext.evaluation.run_metrics import SplitScores
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches, sorted_batches
@@ -36,6 +36,7 @@ from finetext.training.fit import (
     kept_entry,
     log_evaluation,
 )
+from finetext.training.progress import TrainingRecord
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
@@ -44,45 +45,16 @@ MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 @dataclass
-class Progress:
-    """Where training stands. Saved in every checkpoint; identical on every process (losses are averaged
-    across processes before they are added), so the main process's copy is the run's."""
+class Progress(TrainingRecord):
+    """Where training stands: the shared record plus the native loop's data position. Saved in every checkpoint;
+    identical on every process (losses are averaged across processes before they are added), so the main
+    process's copy is the run's."""
 
     epoch: int = 0
     """Index of the epoch in progress."""
     batches_done: int = 0
     """Batches of that epoch already trained on, per process (the data position to skip to on resume)."""
-    global_step: int = 0
-    """Optimizer steps taken."""
-    loss_sum: float = 0.0
-    loss_count: int = 0
-    """Training loss since the last evaluation: the sum of batch losses (averaged over processes), and
-    the number of batches."""
-    total_loss_sum: float = 0.0
-    total_loss_count: int = 0
-    history: list[HistoryEntry] = field(default_factory=list)
-    """One entry per evaluation; the best entry and the patience count are derived from it."""
-    window_loss_sum: float = 0.0
-    window_loss_count: int = 0
-    """Training loss since the last log line (every logging_steps)."""
-    loss_log: list[LossLogEntry] = field(default_factory=list)
-    """One entry per logging_steps: step, epoch, mean training loss of the window, learning rate."""
-    train_seconds: float = 0.0
-    """Wall time of all sessions of this run, resumed ones included (the stopwatch's elapsed time at the
-    checkpoint)."""
-    pause_seconds: float = 0.0
-    """The part of it spent evaluating and writing checkpoints (its paused time; history entries report
-    training time without it)."""
     num_processes: int = 1
-
-    def last_eval_step(self) -> int:
-        return self.history[-1].step if self.history else -1
-
-    @classmethod
-    def from_saved(cls, saved: dict) -> Progress:
-        """The progress of a checkpoint's state.json, which holds the history and loss log as JSON objects."""
-        return cls(**{**saved, "history": [HistoryEntry.from_dict(e, "history") for e in saved["history"]],
-                      "loss_log": [LossLogEntry.from_dict(e, "loss_log") for e in saved["loss_log"]]})
 
 
 def accelerator_for(cfg: TrainingConfig) -> Accelerator:
@@ -226,13 +198,8 @@ class NativeLoop:
         """Record the mean training loss since the last log line (the report's loss curve); every process
         calls it at the same step, as sync_losses' all-reduce needs."""
         self.sync_losses()
-        p = self.progress
-        loss = p.window_loss_sum / max(1, p.window_loss_count)
-        lr = self.scheduler.get_last_lr()[0]
-        p.loss_log.append(LossLogEntry(step=p.global_step, epoch=round(p.global_step / self.updates_per_epoch, 3),
-                                       loss=round(loss, 5), learning_rate=lr))
-        p.window_loss_sum, p.window_loss_count = 0.0, 0
-        return {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}"}
+        entry = self.progress.log_window(self.updates_per_epoch, self.scheduler.get_last_lr()[0])
+        return {"loss": f"{entry.loss:.4f}", "lr": f"{entry.learning_rate:.2e}"}
 
     def sync_losses(self) -> None:
         """Add the pending batch losses, averaged over processes (one all-reduce), to the progress.
@@ -240,14 +207,7 @@ class NativeLoop:
         Every process calls it at the same points (the batch counts are equal), as a collective must."""
         if not self.pending_batches:
             return
-        p = self.progress
-        mean_sum = self.accelerator.reduce(self.pending_loss, "mean").item()
-        p.loss_sum += mean_sum
-        p.total_loss_sum += mean_sum
-        p.loss_count += self.pending_batches
-        p.total_loss_count += self.pending_batches
-        p.window_loss_sum += mean_sum
-        p.window_loss_count += self.pending_batches
+        self.progress.add_losses(self.accelerator.reduce(self.pending_loss, "mean").item(), self.pending_batches)
         self.pending_loss.zero_()
         self.pending_batches = 0
 
@@ -285,11 +245,7 @@ class NativeLoop:
         with watch.paused():
             validation = self.evaluate()
         previous_best = best_entry(p.history, metric)
-        entry = HistoryEntry(epoch=round(p.global_step / self.updates_per_epoch, 3), step=p.global_step,
-                             train_loss=round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
-                             train_seconds=round(train_seconds, 2), validation=validation)
-        p.history.append(entry)
-        p.loss_sum, p.loss_count = 0.0, 0
+        entry = p.record_evaluation(self.updates_per_epoch, train_seconds, validation)
         log_evaluation(entry.epoch, p.global_step, validation)
         if self.on_evaluation is not None and self.accelerator.is_main_process:
             self.on_evaluation(entry)
@@ -352,7 +308,7 @@ class NativeLoop:
             ckpt.load_weights(model, self.checkpoint_dir / ckpt.BEST / ckpt.WEIGHTS)
         stats = {
             "train_runtime_s": round(train_seconds, 2),
-            "train_loss": round(p.total_loss_sum / max(1, p.total_loss_count), 5),
+            "train_loss": p.mean_loss(),
             "global_steps": p.global_step,
             "epochs_completed": round(p.global_step / self.updates_per_epoch, 3),
             "num_processes": acc.num_processes,

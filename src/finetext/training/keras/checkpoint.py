@@ -33,11 +33,11 @@ def as_array(variable) -> np.ndarray:
     return np.ascontiguousarray(keras.ops.convert_to_numpy(variable.value))
 
 
-def load_variables(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer | None) -> None:
+def load_variables(path: Path, model: keras.Model) -> None:
+    """The model's and its (built) optimizer's variables from a checkpoint's file."""
     with ckpt.reading(path):
         arrays = load_file(str(path))
-    groups = [("model", model.variables)] + ([("optimizer", optimizer.variables)] if optimizer else [])
-    for prefix, variables in groups:
+    for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
         saved = sum(key.startswith(prefix + ".") for key in arrays)
         if saved != len(variables):
             raise FinetextError(f"{path} holds {saved} {prefix} variables, this run has {len(variables)}.",

@@ -30,7 +30,7 @@ class Padder:
         rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
         padded = dict(self.collate(rows))
         labels = padded.pop("labels", None)
-        return {name: padded[name].astype(np.int64) for name in MODEL_INPUTS if name in padded}, labels
+        return {name: np.asarray(padded[name], dtype=np.int64) for name in MODEL_INPUTS if name in padded}, labels
 
 
 class TrainingBatches(keras.utils.PyDataset):
@@ -65,6 +65,8 @@ class PredictionBatches(keras.utils.PyDataset):
         lengths = [len(ids) for ids in padder.split["input_ids"]]
         self.padder, self.batches = padder, sorted_batches(lengths, batch_size)
         self.order = np.argsort(np.concatenate([np.asarray(b, dtype=np.int64) for b in self.batches]))
+        self.labels = np.asarray(padder.split["labels"])
+        """The split's labels in row order (what the predictions, put back in row order, are scored against)."""
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -72,6 +74,3 @@ class PredictionBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         inputs, _ = self.padder.batch(self.batches[index])
         return (inputs,)
-
-    def labels(self) -> np.ndarray:
-        return np.asarray(self.padder.split["labels"])

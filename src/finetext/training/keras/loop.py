@@ -13,7 +13,7 @@ import math
 import shutil
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from torch import nn
 
-from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
+from finetext.evaluation.run_metrics import SplitScores
 from finetext.storage import publish_folder
 from finetext.training import checkpoint as ckpt
 from finetext.training.batching import LengthGroupedBatches
@@ -29,6 +29,7 @@ from finetext.training.fit import FitResult, PreparedRun, best_entry, is_better,
 from finetext.training.keras import checkpoint as keras_ckpt
 from finetext.training.keras.data import Padder, PredictionBatches, TrainingBatches
 from finetext.training.keras.optimization import ObjectiveLoss, adamw
+from finetext.training.progress import TrainingRecord
 from finetext.training.stopwatch import Stopwatch
 
 log = logging.getLogger("finetext")
@@ -49,41 +50,11 @@ NEVER = 10**9
 """EarlyStopping's patience when the run only keeps the best model and never stops early."""
 
 
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint."""
-
-    intervals_done: int = 0
-    """Keras epochs (evaluation intervals) finished."""
-    global_step: int = 0
-    loss_sum: float = 0.0
-    loss_count: int = 0
-    """Batch losses since the last evaluation."""
-    total_loss_sum: float = 0.0
-    total_loss_count: int = 0
-    window_loss_sum: float = 0.0
-    window_loss_count: int = 0
-    """Batch losses since the last loss-log line."""
-    history: list[HistoryEntry] = field(default_factory=list)
-    loss_log: list[LossLogEntry] = field(default_factory=list)
-    train_seconds: float = 0.0
-    pause_seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, saved: dict) -> Progress:
-        return cls(**{**saved, "history": [HistoryEntry.from_dict(e, "history") for e in saved["history"]],
-                      "loss_log": [LossLogEntry.from_dict(e, "loss_log") for e in saved["loss_log"]]})
-
-
 @dataclass(frozen=True)
 class Plan:
     """How the run's optimizer steps fall into batches and Keras epochs."""
 
     accumulation: int
-    batches_per_epoch: int
     updates_per_epoch: int
     total_steps: int
     interval_steps: int
@@ -107,7 +78,7 @@ def plan_for(run: PreparedRun, batches_per_epoch: int) -> Plan:
     updates = math.ceil(batches_per_epoch / accumulation)
     total = math.ceil(cfg.epochs * updates)
     interval = updates if cfg.eval_strategy == "epoch" else cfg.eval_steps
-    return Plan(accumulation, batches_per_epoch, updates, total, min(interval, total))
+    return Plan(accumulation, updates, total, min(interval, total))
 
 
 class KerasLoop:
@@ -123,7 +94,8 @@ class KerasLoop:
         self.plan = plan_for(run, len(self.sampler))
         self.train_padder = Padder(train, run.tokenizer)
         self.validation = PredictionBatches(Padder(validation, run.tokenizer), self.cfg.eval_batch_size)
-        self.progress = Progress()
+        self.progress = TrainingRecord()
+        """The data position is derived from it: one Keras epoch (evaluation interval) per history entry."""
         self.model: keras.Model = backend_model.keras_model
         metrics = [] if run.data.multi_label else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         self.model.compile(optimizer=adamw(self.cfg, self.model, self.plan.total_steps),
@@ -132,20 +104,24 @@ class KerasLoop:
     def fit(self) -> FitResult:
         recorder = Recorder(self)
         if self.run.resume_from is not None:
-            self.progress = Progress.from_dict(keras_ckpt.load_progress(self.run.resume_from))
+            self.progress = TrainingRecord.from_saved(keras_ckpt.load_progress(self.run.resume_from))
         p, plan = self.progress, self.plan
         self.batches = TrainingBatches(self.train_padder, self.sampler, plan.total_batches,
-                                       start=p.intervals_done * plan.interval_steps * plan.accumulation)
+                                       start=self.first_batch_of(len(p.history)))
         stopping = ResumableEarlyStopping(self)
         quiet = self.run.config.quiet
         with warnings.catch_warnings():
             # the last interval is shorter than steps_per_epoch: Keras warns that the data ran out, as planned
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            self.model.fit(self.batches, epochs=plan.intervals, initial_epoch=p.intervals_done,
+            self.model.fit(self.batches, epochs=plan.intervals, initial_epoch=len(p.history),
                            steps_per_epoch=plan.interval_steps * plan.accumulation, shuffle=False,
                            callbacks=[recorder, stopping],
                            verbose=0 if quiet else (1 if sys.stdout.isatty() else 2))
         return self.result(recorder.watch.elapsed())
+
+    def first_batch_of(self, interval: int) -> int:
+        """The run's batch number at which Keras epoch (evaluation interval) `interval` starts."""
+        return interval * self.plan.interval_steps * self.plan.accumulation
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -153,7 +129,7 @@ class KerasLoop:
         """The validation split's loss and metrics, from Keras's predictions, scored as every engine scores."""
         logits = self.model.predict(self.validation, verbose=0)[self.validation.order]
         metrics = self.run.objective.validation_scores(np.asarray(logits, dtype=np.float32),
-                                                       self.validation.labels(), self.documents)
+                                                       self.validation.labels, self.documents)
         count = metrics.pop("num_examples")
         return SplitScores(**{k: round(v, 5) for k, v in metrics.items()}, num_examples=count)
 
@@ -163,7 +139,7 @@ class KerasLoop:
         model = self.backend_model.trained_model(sample, self.run.data.multi_label)
         stats = {
             "train_runtime_s": round(train_seconds, 2),
-            "train_loss": round(p.total_loss_sum / max(1, p.total_loss_count), 5),
+            "train_loss": p.mean_loss(),
             "global_steps": p.global_step,
             "epochs_completed": round(p.global_step / self.plan.updates_per_epoch, 3),
             "num_processes": 1,
@@ -181,7 +157,6 @@ class Recorder(keras.callbacks.Callback):
         super().__init__()
         self.loop = loop
         self.watch = Stopwatch()
-        self.previous_mean = 0.0
         self.restore_rng_from: Path | None = None
 
     def on_train_begin(self, logs=None):
@@ -189,13 +164,13 @@ class Recorder(keras.callbacks.Callback):
         if resume is not None:
             if not self.model.optimizer.built:  # TensorFlow builds it inside the first step, after this
                 self.model.optimizer.build(self.model.trainable_variables)
-            keras_ckpt.load_variables(resume / keras_ckpt.VARIABLES, self.model, self.model.optimizer)
+            keras_ckpt.load_variables(resume / keras_ckpt.VARIABLES, self.model)
             self.restore_rng_from = resume  # at the first batch: the data iterator Keras makes draws from it
             log.info("resumed from %s (step %d)", resume, p.global_step)
         self.watch = Stopwatch(elapsed=p.train_seconds, paused=p.pause_seconds)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.previous_mean, self.examples = 0.0, 0
+        self.previous_mean, self.examples = 0.0, 0  # Keras's running loss restarts with each epoch
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.restore_rng_from is not None:
@@ -203,34 +178,19 @@ class Recorder(keras.callbacks.Callback):
             self.restore_rng_from = None
 
     def on_train_batch_end(self, batch, logs=None):
-        loop, p = self.loop, self.loop.progress
-        plan = loop.plan
-        global_batch = p.intervals_done * plan.interval_steps * plan.accumulation + batch
+        loop, p, plan = self.loop, self.loop.progress, self.loop.plan
+        global_batch = loop.first_batch_of(len(p.history)) + batch
         size = len(loop.batches.indices(global_batch))
         # Keras logs the running mean over the epoch's examples; this batch's own loss is the difference
         mean = float(logs["loss"])
-        loss = (mean * (self.examples + size) - self.previous_mean * self.examples) / size
+        p.add_losses((mean * (self.examples + size) - self.previous_mean * self.examples) / size, 1)
         self.previous_mean, self.examples = mean, self.examples + size
-        p.loss_sum += loss
-        p.loss_count += 1
-        p.total_loss_sum += loss
-        p.total_loss_count += 1
-        p.window_loss_sum += loss
-        p.window_loss_count += 1
         if (global_batch + 1) % plan.accumulation:
             return
         p.global_step = (global_batch + 1) // plan.accumulation
         if p.global_step % loop.cfg.logging_steps == 0:
-            self.log_loss()
-
-    def log_loss(self) -> None:
-        p = self.loop.progress
-        lr = float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.7g}")  # float32
-        p.loss_log.append(LossLogEntry(step=p.global_step, epoch=round(p.global_step / self.loop.plan.updates_per_epoch,
-                                                                         3),
-                                       loss=round(p.window_loss_sum / max(1, p.window_loss_count), 5),
-                                       learning_rate=lr))
-        p.window_loss_sum, p.window_loss_count = 0.0, 0
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            p.log_window(plan.updates_per_epoch, float(f"{lr:.7g}"))  # float32: no digits beyond its own
 
     def on_epoch_end(self, epoch, logs=None):
         loop, p, metric = self.loop, self.loop.progress, self.loop.cfg.metric_for_best_model
@@ -239,11 +199,7 @@ class Recorder(keras.callbacks.Callback):
         with self.watch.paused():
             validation = loop.evaluate()
             previous_best = best_entry(p.history, metric)
-            entry = HistoryEntry(epoch=round(p.global_step / loop.plan.updates_per_epoch, 3), step=p.global_step,
-                                 train_loss=round(p.loss_sum / p.loss_count, 5) if p.loss_count else None,
-                                 train_seconds=round(train_seconds, 2), validation=validation)
-            p.history.append(entry)
-            p.loss_sum, p.loss_count, p.intervals_done = 0.0, 0, epoch + 1
+            entry = p.record_evaluation(loop.plan.updates_per_epoch, train_seconds, validation)
             log_evaluation(entry.epoch, p.global_step, validation)
             logs.update({f"val_{name}": value for name, value in validation.scalars().items()})
             if loop.run.on_evaluation is not None:
@@ -259,7 +215,7 @@ class Recorder(keras.callbacks.Callback):
         tmp = root / f".tmp-step-{p.global_step}"
         shutil.rmtree(tmp, ignore_errors=True)
         saved = dataclasses.replace(p, train_seconds=self.watch.elapsed(), pause_seconds=self.watch.paused_seconds())
-        keras_ckpt.save_checkpoint(tmp, self.model, saved.to_dict())
+        keras_ckpt.save_checkpoint(tmp, self.model, dataclasses.asdict(saved))
         if best:
             best_tmp = root / f".tmp-best-{p.global_step}"
             shutil.rmtree(best_tmp, ignore_errors=True)

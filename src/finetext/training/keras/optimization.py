@@ -91,8 +91,8 @@ def adamw(cfg: TrainingConfig, model: keras.Model, total_steps: int) -> keras.op
 def fused_adamw_class() -> type[keras.optimizers.AdamW]:
     """Keras's torch-backend AdamW whose update is torch's fused AdamW kernel.
 
-    Keras's own torch update makes a dozen passes over every weight with foreach ops: 190 ms a step for MiniLM's
-    22.7M weights here, against 15 ms fused, which made the keras engine 0.85x the Trainer (docs/results.md). Its
+    Keras's own torch update makes a dozen passes over every weight with foreach ops, which made the keras engine
+    0.85x the Trainer on MRPC (docs/decisions.md, issue 19). Its
     global-norm clipping is torch's too. Everything else stays Keras's: its variables hold the moments (checkpoints
     are unchanged), it applies the decoupled weight decay (var *= 1 - lr * wd, with its exclusions) before the
     update, it counts steps and accumulates gradients; the kernel does the Adam step with torch's epsilon placement
@@ -108,10 +108,10 @@ def fused_adamw_class() -> type[keras.optimizers.AdamW]:
     class FusedAdamW(KerasTorchAdamW):
         def _clip_gradients(self, grads):
             """Global-norm clipping as torch.nn.utils.clip_grad_norm_ (the other engines'): one foreach norm and an
-            in-place scale, instead of Keras's squares and scaled copies of every gradient (45 ms a step here)."""
+            in-place scale, instead of Keras's squares and scaled copies of every gradient."""
             if not self.global_clipnorm or any(g is None for g in grads):
                 return super()._clip_gradients(grads)
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            norm = torch.nn.utils.get_total_norm(grads)  # clip_grad_norm_'s norm, on the gradients Keras hands in
             torch._foreach_mul_(grads, torch.clamp(self.global_clipnorm / (norm + 1e-6), max=1.0))
             return grads
 

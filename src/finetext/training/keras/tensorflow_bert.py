@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from finetext.errors import FinetextError
+from finetext.evaluation.metrics import sigmoid, softmax
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 LOGITS_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 1e-1}
@@ -268,11 +269,3 @@ def torch_logits(torch_model: nn.Module, batch: dict[str, np.ndarray]) -> np.nda
         for module, training in modes:
             module.training = training
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
