@@ -12,7 +12,7 @@ DATA_DIR  ?= $(abspath ../shared/data)
 BIN       := $(VENV)/bin
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup tensorflow demo test test-fast test-tensorflow lint docs clean chromium postgres
+.PHONY: setup tensorflow ray demo test test-fast test-tensorflow lint docs clean chromium postgres
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,keras]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,keras,tracking]"
 	touch $@
 
 # SST-2 from DATA_DIR, else from the Hub, else the sample in tests/data (examples/demo_data.py says which).
@@ -35,8 +35,15 @@ $(VENV)/.tensorflow: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[tensorflow]"
 	touch $@
 
+# Ray Data (about 250 MB): tests/test_ray_predict.py runs examples/ray_predict.py on a local Ray instance.
+ray: $(VENV)/.ray
+
+$(VENV)/.ray: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[ray]"
+	touch $@
+
 # Every test (CI runs this); the tests use the samples in tests/data, nothing beside the checkout.
-test: setup tensorflow chromium postgres
+test: setup tensorflow ray chromium postgres
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest
 

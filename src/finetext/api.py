@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from finetext.config import TrainConfig, config_from_flat, flatten, load_yaml
-from finetext.data.files import read_table, write_table
 from finetext.errors import FinetextError
 from finetext.inference.backend_choice import input_workload, with_backend
 from finetext.inference.classifier import Classifier
@@ -16,6 +13,8 @@ from finetext.inference.export_formats import DEFAULT_FORMAT
 from finetext.inference.loader import load_classifier_dir
 from finetext.inference.predict import predict_logits, predictions_from_logits
 from finetext.inference.split_evaluation import check_pairs, evaluate_split
+from finetext.inference.stream_settings import DEFAULT_CHUNK_ROWS, StreamRequest
+from finetext.inference.streaming import predict_stream
 from finetext.library_output import without_library_bars
 from finetext.training.run import TrainingRun, TrainResult
 
@@ -107,36 +106,23 @@ def predict(model_dir: str | Path | Classifier, texts: list[str], text_pairs: li
     return predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
 
 
-def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path,
+def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path | None = None,
                  text_column: str | None = None, text_pair_column: str | None = None, batch_size: int = 32,
                  progress: bool = True, precision: str = "auto", trust_remote_code: bool = False,
-                 backend: str = "auto") -> Path:
+                 backend: str = "auto", *, chunk_rows: int = DEFAULT_CHUNK_ROWS, resume: bool = False,
+                 overwrite: bool = False) -> Path:
     """Predict every row of a table; write it back with predicted_label, score and prob_<label> columns
-    (multi-label: predicted_labels, joined by the label separator or '|', and prob_<label>)."""
-    clf = load_classifier_dir(str(model_dir), trust_remote_code, precision=precision)
-    table = read_table(input_path)
-    text_col = text_column or _first_present(table, clf.text_column, "text", "sentence", "sentence1")
-    pair_col = text_pair_column or clf.text_pair_column
-    for column in filter(None, (text_col, pair_col)):
-        if column not in table.columns:
-            raise FinetextError(f"column '{column}' not found in {input_path}; available: "
-                                f"{', '.join(map(str, table.columns))}.", "Choose one with --text-column.")
-    texts = table[text_col].tolist()
-    pairs = table[pair_col].tolist() if pair_col else None
-    _check_texts(texts, pairs)
-    check_pairs(clf, pairs is not None)
-    clf = with_backend(clf, model_dir, backend, input_workload(clf, texts, pairs, batch_size))
-    records = predict(clf, texts, pairs, batch_size, progress)
-    result = table.copy()
-    if clf.multi_label:
-        separator = clf.label_separator or "|"
-        result["predicted_labels"] = [separator.join(r["labels"]) for r in records]
-    else:
-        result["predicted_label"] = [r["label"] for r in records]
-        result["score"] = [r["score"] for r in records]
-    for name in clf.label_names:
-        result[f"prob_{name}"] = [r["probabilities"][name] for r in records]
-    return write_table(result, Path(output_path))
+    (multi-label: predicted_labels, joined by the label separator or '|', and prob_<label>); returns the output's
+    path (default: <input stem>.predictions.parquet beside the input; the type from the extension).
+
+    The table is read, predicted and written ``chunk_rows`` rows at a time (memory stays flat as rows grow), each
+    chunk's output a part in OUTPUT.parts/ until the parts are joined: ``resume=True`` continues an interrupted
+    run after its last finished part, ``overwrite=True`` starts it again. Under torchrun / accelerate launch each
+    process predicts a share of the chunks and the output is the same. finetext.inference.streaming."""
+    return predict_stream(StreamRequest(
+        Path(model_dir), Path(input_path), Path(output_path) if output_path else None, text_column=text_column,
+        text_pair_column=text_pair_column, batch_size=batch_size, chunk_rows=chunk_rows, precision=precision,
+        backend=backend, trust_remote_code=trust_remote_code, progress=progress, resume=resume, overwrite=overwrite))
 
 
 @without_library_bars
@@ -171,10 +157,6 @@ def serve(model_dir: str | Path, **settings: Any) -> None:
     run_server(str(model_dir), ServeConfig(**settings))
 
 
-def _first_present(table: pd.DataFrame, *names: str | None) -> str:
-    return next((n for n in names if n and n in table.columns), names[0] or "text")
-
-
 def _check_texts(texts: list, pairs: list | None) -> None:
     for what, values in (("text", texts), ("text pair", pairs or [])):
         empty = [i for i, t in enumerate(values) if not isinstance(t, str) or not t.strip()]
@@ -183,3 +165,14 @@ def _check_texts(texts: list, pairs: list | None) -> None:
                                 "Remove them or fill them in.")
     if pairs is not None and len(pairs) != len(texts):
         raise FinetextError(f"{len(texts)} texts but {len(pairs)} text pairs.", "Give one pair per text.")
+
+
+def push(model_dir: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
+         token: str | None = None) -> str:
+    """Upload a finished training run's folder, with its model card, to the Hugging Face Hub repository
+    ``repo_id`` (USER/NAME; created when missing, private if asked); returns the commit's URL. ``revision`` is the
+    branch (created from main when missing); the token defaults to HF_TOKEN or the one `hf auth login` stored.
+    See finetext.push.push_artifact."""
+    from finetext.push import push_artifact
+
+    return push_artifact(model_dir, repo_id, private=private, revision=revision, token=token)

@@ -30,6 +30,7 @@ from finetext.config import (
 from finetext.errors import FinetextError
 from finetext.evaluation.run_metrics import RunMetrics
 from finetext.inference.export_formats import DEFAULT_FORMAT, EXPORT_FORMATS
+from finetext.inference.stream_settings import DEFAULT_CHUNK_ROWS
 from finetext.models.strategies import STRATEGIES
 from finetext.serving.settings import BACKEND_CHOICES, ServeConfig
 from finetext.tuning.settings import TuneConfig
@@ -75,6 +76,10 @@ def add_config_flags(parser: argparse.ArgumentParser, only: set[str] | None = No
 def _metavar(name: str, hint: Any) -> str:
     if name == "dataset":
         return "NAME_OR_PATH"
+    if name == "report_to":
+        return "TRACKER"
+    if name == "hub_repo_id":
+        return "USER/NAME"
     if name == "model" or name.endswith(("_file", "_dir")):
         return "PATH"
     return "N" if "int" in str(hint) else "X" if "float" in str(hint) else "VALUE"
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     for add_command in (add_train_command, add_tune_command, add_compare_command, add_config_command,
                         add_evaluate_command, add_predict_command, add_export_command, add_report_command,
-                        add_serve_command, add_doctor_command):
+                        add_serve_command, add_doctor_command, add_push_command):
         add_command(commands)
     return parser
 
@@ -154,8 +159,11 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("model_dir", help="output directory of a training run or of finetext export")
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--text-pair", nargs="+", help="second texts, one per text (sentence-pair models)")
-    predict.add_argument("--input", help="file to classify (CSV, TSV, JSON, JSONL, Parquet)")
-    predict.add_argument("--output", help="where to write the predictions (type from the extension)")
+    predict.add_argument("--input", help="file to classify (CSV, TSV, JSON, JSONL, Parquet), read, predicted "
+                         "and written a chunk at a time (a JSON array is read whole)")
+    predict.add_argument("--output", help="where to write the predictions (type from the extension; default: "
+                         "<input stem>.predictions.parquet beside the input); OUTPUT.parts/ holds the finished "
+                         "chunks until the end")
     predict.add_argument("--text-column", help="text column of --input (default: the one trained on)")
     predict.add_argument("--text-pair-column", help="second text column of --input")
     predict.add_argument("--batch-size", type=int, default=32, help="examples per batch")
@@ -167,6 +175,12 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
                          help="auto: with --precision auto, a long prediction (2 minutes or more) runs in "
                               "onnxruntime where that measured faster for this model here (its ONNX copy is "
                               "exported to the cache once); pytorch; onnxruntime (the cached ONNX copy)")
+    predict.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
+                         help="--input rows read, predicted and written at a time (default %(default)s; memory "
+                              "grows with it, not with the file)")
+    predict.add_argument("--resume", action="store_true", help="continue an interrupted --input prediction after "
+                         "its last finished chunk (same input, model and flags)")
+    predict.add_argument("--overwrite", action="store_true", help="start an interrupted --input prediction again")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
@@ -219,6 +233,23 @@ def add_doctor_command(commands: argparse._SubParsersAction) -> None:
         "versions of the libraries it runs on.")
     doctor.add_argument("--no-measure", action="store_true", help="skip the matmul measurement (a few seconds)")
     doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def add_push_command(commands: argparse._SubParsersAction) -> None:
+    """finetext push MODEL_DIR --repo-id USER/NAME."""
+    push = commands.add_parser(
+        "push", help="upload a trained model with its model card to the Hugging Face Hub",
+        description="Upload MODEL_DIR (weights, tokenizer, config.json, the model card README.md with the Hub's "
+        "metadata, metrics.json, finetext.yaml, the report) to the Hub repository REPO_ID, created when missing. "
+        "The token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT chooses another Hub.")
+    push.add_argument("model_dir", help="output directory of a finished training run")
+    push.add_argument("--repo-id", required=True, metavar="USER/NAME", help="the Hub repository (USER/NAME or "
+                      "ORG/NAME)")
+    push.add_argument("--private", action="store_true", help="create the repository as private (when it does not "
+                      "exist yet)")
+    push.add_argument("--revision", metavar="BRANCH", help="the branch to push to, created from main when missing; "
+                      "default: main")
+    push.add_argument("--commit-message", metavar="MSG", help="the commit's message")
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -354,21 +385,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from finetext import api
+    from finetext.inference.stream_settings import is_main_process
 
     setup_logging(args.quiet)
     if args.input:
         if args.texts:
             raise FinetextError("give texts or --input, not both.")
-        if not args.output:
-            raise FinetextError("--input needs --output FILE for the predictions.")
         path = api.predict_file(args.model_dir, args.input, args.output, args.text_column,
                                 args.text_pair_column, args.batch_size, progress=not args.quiet,
                                 precision=args.precision, trust_remote_code=args.trust_remote_code,
-                                backend=args.backend)
-        print(f"predictions written to {path}")
+                                backend=args.backend, chunk_rows=args.chunk_rows, resume=args.resume,
+                                overwrite=args.overwrite)
+        if is_main_process():  # under torchrun every process returns here; one says it
+            print(f"predictions written to {path}")
         return 0
+    if args.resume or args.overwrite:
+        raise FinetextError("--resume and --overwrite apply to --input FILE.", "Drop them, or pass --input FILE.")
     if not args.texts:
-        raise FinetextError("nothing to predict.", 'Pass texts ("some text") or --input FILE --output FILE.')
+        raise FinetextError("nothing to predict.", 'Pass texts ("some text") or --input FILE [--output FILE].')
     records = api.predict(args.model_dir, args.texts, args.text_pair, args.batch_size, precision=args.precision,
                           trust_remote_code=args.trust_remote_code, backend=args.backend)
     for text, record in zip(args.texts, records, strict=True):
@@ -433,6 +467,16 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_push(args: argparse.Namespace) -> int:
+    from finetext.push import push_artifact, repo_page
+
+    commit = push_artifact(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
+                           commit_message=args.commit_message)
+    print(f"pushed {args.model_dir} to {repo_page(commit, args.repo_id, args.revision)} "
+          f"({args.revision or 'main'}, {commit})")
+    return 0
+
+
 def setup_logging(quiet: bool) -> None:
     logging.basicConfig(format="finetext: %(message)s", level=logging.WARNING if quiet else logging.INFO,
                         stream=sys.stderr, force=True)
@@ -447,7 +491,7 @@ def setup_logging(quiet: bool) -> None:
 
 COMMANDS = {"train": run_train, "tune": run_tune, "compare": run_compare, "evaluate": run_evaluate,
             "predict": run_predict, "config": run_config, "export": run_export, "report": run_report,
-            "serve": run_serve, "doctor": run_doctor}
+            "serve": run_serve, "doctor": run_doctor, "push": run_push}
 
 
 def main(argv: list[str] | None = None) -> int:

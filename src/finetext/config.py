@@ -23,6 +23,7 @@ import yaml
 from finetext.errors import FinetextError
 from finetext.models.strategies import STRATEGIES
 from finetext.training.engines import ENGINES
+from finetext.training.tracking import DEFAULT_EXPERIMENT, check_report_to
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -448,12 +449,36 @@ class TrainConfig:
     """Write report.html into output_dir at the end: loss and metric curves, confusion matrix, per-class
     precision/recall/F1, the most confident mistakes and the configuration, in one self-contained page (its
     charts also as PNGs in report/). `finetext report DIR` writes it again for a finished run."""
+    report_to: list[str] | None = None
+    """Experiment trackers to log to, one or more of tensorboard, mlflow, wandb, comet_ml, clearml, dvclive, swanlab,
+    trackio (or none): the config as parameters, training loss and learning rate every
+    logging_steps, every evaluation, the final and test scores, and (MLflow) metrics.json and the report as run
+    files. Default none. TensorBoard writes tracking_dir/run_name; MLflow writes where MLFLOW_TRACKING_URI points
+    (default ./mlflow.db); the others use their own settings."""
+    tracking_dir: str | None = None
+    """Folder of the file-based trackers' runs (TensorBoard: `tensorboard --logdir` it). Default: output_dir/runs."""
+    run_name: str | None = None
+    """The run's name in the trackers. Default: output_dir's folder name and the start time (UTC)."""
+    experiment: str = DEFAULT_EXPERIMENT
+    """The MLflow experiment (W&B, Comet, ... project) runs are grouped under; finetext tune uses the study name."""
+    push_to_hub: bool = False
+    """After training, upload the artifact with its model card to the Hugging Face Hub as hub_repo_id (as
+    `finetext push` does)."""
+    hub_repo_id: str | None = None
+    """The Hub repository to push to, USER/NAME (or ORG/NAME)."""
+    hub_private: bool = False
+    """Create the Hub repository as private (when it does not exist yet)."""
+    hub_revision: str | None = None
+    """The Hub branch to push to (created from main when missing). Default: main."""
 
     def __post_init__(self) -> None:
         for name, kind in SECTIONS.items():
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, build(kind, value))
+        check_report_to(self.report_to)
+        if self.push_to_hub and not self.hub_repo_id:
+            raise FinetextError("push_to_hub needs hub_repo_id.", "Add --hub-repo-id USER/NAME.")
         if self.resume and self.overwrite_output_dir:
             raise FinetextError("--resume continues the run in output_dir; --overwrite-output-dir starts it over.",
                                 "Pass only one of them.")

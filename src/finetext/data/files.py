@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from io import StringIO
@@ -21,18 +22,24 @@ import pandas as pd
 from finetext.errors import FinetextError
 from finetext.storage import staged_file
 
+ChunkReader = Callable[[Path, int, frozenset[str]], Iterator[pd.DataFrame]]
+"""``chunks(path, rows, as_text)``: the table in consecutive frames of ``rows`` rows (the last shorter), the
+columns named in as_text read as text where the format stores no types (CSV/TSV)."""
+
 
 @dataclass(frozen=True)
 class TableFormat:
     """One file format: ``read(path)`` gives the whole table, ``write(frame, path)`` writes it whole (to a
     staged path: write_table makes it atomic). A reader whose format can hold two columns of the same name
     (CSV/TSV headers, Parquet schemas) refuses them (raise DuplicateColumns) rather than let one go unused;
-    JSON's parser has already merged a repeated key (docs/decisions.md)."""
+    JSON's parser has already merged a repeated key (docs/decisions.md). ``chunks`` reads it a chunk at a time
+    (read_table_chunks); None: the whole table is read and cut into chunks (JSON, one array)."""
 
     name: str  # as error messages call it
     extensions: tuple[str, ...]  # lower case, with the dot
     read: Callable[[Path], pd.DataFrame]
     write: Callable[[pd.DataFrame, Path], None]
+    chunks: ChunkReader | None = None
 
 
 class DuplicateColumns(ValueError):
@@ -53,11 +60,21 @@ def _check_unique(names: list[str]) -> None:
 
 
 def _read_delimited(path: Path, separator: str) -> pd.DataFrame:
+    _check_header(path, separator)
+    # keep_default_na=False: a text such as "NA" or "null" stays text; only empty cells are missing.
+    return pd.read_csv(path, sep=separator, encoding="utf-8", keep_default_na=False, na_values=[""])
+
+
+def _check_header(path: Path, separator: str) -> None:
     # pandas renames a repeated header ('label', 'label.1'), so the header is checked as written
     with open(path, encoding="utf-8-sig", newline="") as handle:
         _check_unique(next(csv.reader(handle, delimiter=separator), []))
-    # keep_default_na=False: a text such as "NA" or "null" stays text; only empty cells are missing.
-    return pd.read_csv(path, sep=separator, encoding="utf-8", keep_default_na=False, na_values=[""])
+
+
+def _delimited_chunks(path: Path, rows: int, as_text: frozenset[str], separator: str) -> Iterator[pd.DataFrame]:
+    _check_header(path, separator)
+    yield from pd.read_csv(path, sep=separator, encoding="utf-8", keep_default_na=False, na_values=[""],
+                           chunksize=rows, dtype=dict.fromkeys(as_text, str))
 
 
 def _write_delimited(frame: pd.DataFrame, path: Path, separator: str) -> None:
@@ -79,6 +96,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.read_json(path, lines=True, encoding="utf-8", dtype=False)
 
 
+def _jsonl_chunks(path: Path, rows: int, as_text: frozenset[str]) -> Iterator[pd.DataFrame]:
+    with pd.read_json(path, lines=True, encoding="utf-8", dtype=False, chunksize=rows) as reader:
+        yield from reader
+
+
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
     path.write_bytes(frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8"))
 
@@ -90,17 +112,37 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _parquet_chunks(path: Path, rows: int, as_text: frozenset[str]) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # pre_buffer would fetch every row group's columns at once (the whole file, compressed); a read buffer
+    # streams the pages of the current row group instead.
+    file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    _check_unique(file.schema_arrow.names)
+    pending: list = []
+    for batch in file.iter_batches(batch_size=rows):  # batches may end at row groups: re-cut to exactly rows
+        pending.append(batch)
+        while sum(b.num_rows for b in pending) >= rows:
+            table = pa.Table.from_batches(pending, file.schema_arrow)
+            yield table.slice(0, rows).to_pandas()
+            pending = table.slice(rows).to_batches()
+    if any(b.num_rows for b in pending):
+        yield pa.Table.from_batches(pending, file.schema_arrow).to_pandas()
+
+
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False)
 
 
 FORMATS = (
-    TableFormat("CSV", (".csv",), partial(_read_delimited, separator=","), partial(_write_delimited, separator=",")),
+    TableFormat("CSV", (".csv",), partial(_read_delimited, separator=","), partial(_write_delimited, separator=","),
+                partial(_delimited_chunks, separator=",")),
     TableFormat("TSV", (".tsv",), partial(_read_delimited, separator="\t"),
-                partial(_write_delimited, separator="\t")),
+                partial(_write_delimited, separator="\t"), partial(_delimited_chunks, separator="\t")),
     TableFormat("JSON", (".json",), _read_json, _write_json),
-    TableFormat("JSONL", (".jsonl",), _read_jsonl, _write_jsonl),
-    TableFormat("PARQUET", (".parquet",), _read_parquet, _write_parquet),
+    TableFormat("JSONL", (".jsonl",), _read_jsonl, _write_jsonl, _jsonl_chunks),
+    TableFormat("PARQUET", (".parquet",), _read_parquet, _write_parquet, _parquet_chunks),
 )
 EXTENSIONS = tuple(extension for table_format in FORMATS for extension in table_format.extensions)
 SPLIT_ALIASES = {
@@ -117,6 +159,28 @@ def format_of(path: Path) -> TableFormat | None:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path).expanduser()
+    table_format = readable_format(path)
+    with _reading(path, table_format):
+        return table_format.read(path)
+
+
+def read_table_chunks(path: str | Path, rows: int, as_text: frozenset[str] = frozenset()) -> Iterator[pd.DataFrame]:
+    """The table of path in consecutive frames of ``rows`` rows (index from 0 in each), holding one chunk at a
+    time; JSON (one array) is read whole first. Columns in as_text are read as text where the file has no types."""
+    path = Path(path).expanduser()
+    table_format = readable_format(path)
+    with _reading(path, table_format):
+        if table_format.chunks is None:
+            table = table_format.read(path)
+            chunks: Iterator[pd.DataFrame] = (table.iloc[i:i + rows] for i in range(0, len(table), rows))
+        else:
+            chunks = table_format.chunks(path, rows, as_text)
+        for chunk in chunks:
+            yield chunk.reset_index(drop=True)
+
+
+def readable_format(path: Path) -> TableFormat:
+    """path's format, refusing a missing file, a folder and an unknown extension."""
     if not path.exists():
         raise FinetextError(f"file not found: {path}.", "Check the path.")
     if path.is_dir():
@@ -125,8 +189,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if table_format is None:
         raise FinetextError(f"cannot read {path}: unsupported file type '{path.suffix.lower()}'.",
                             f"Use one of {', '.join(EXTENSIONS)}.")
+    return table_format
+
+
+@contextmanager
+def _reading(path: Path, table_format: TableFormat) -> Iterator[None]:
+    """A reader's failures as one-line errors."""
     try:
-        return table_format.read(path)
+        yield
     except DuplicateColumns as exc:
         raise _duplicate_columns_error(path, exc) from None
     except UnicodeDecodeError:

@@ -52,6 +52,9 @@ class EngineSpec:
     resolve: Callable[[TrainingConfig], TrainingConfig] | None = None
     """Fill in the defaults this engine decides (before the run measures the hardware settings still unset);
     None: nothing to fill in."""
+    logs_tracker_steps: bool = False
+    """Its own integration logs the training steps to report_to's trackers (the Trainer's callbacks); finetext
+    then adds only the parameters, final scores and files."""
 
     def summary(self) -> str:
         return self.description
@@ -76,7 +79,7 @@ def lazy_check(implementation: str) -> Callable:
 
 ENGINES: dict[str, EngineSpec] = {spec.name: spec for spec in (
     EngineSpec("trainer", "the Hugging Face Trainer", "finetext.training.trainer_engine:TrainerEngine",
-               refuse=refuse_save_steps),
+               refuse=refuse_save_steps, logs_tracker_steps=True),
     EngineSpec("native", "finetext's own loop on Accelerate", "finetext.training.native_engine:NativeEngine"),
     EngineSpec("keras", "Keras 3 compile / fit (torch or tensorflow backend; pip install \"finetext[keras]\")",
                "finetext.training.keras.engine:KerasEngine", refuse=lazy_check("finetext.training.keras.engine:"

@@ -17,6 +17,8 @@ log = logging.getLogger("finetext")
 EvaluationObserver = Callable[[HistoryEntry], None]
 """Called by the engine after each evaluation (finetext tune reports it to Optuna); what it raises ends training
 and propagates out of the run (optuna.TrialPruned stops a hopeless trial)."""
+LossLogObserver = Callable[[LossLogEntry], None]
+"""Called by the engine at each loss-log window (every logging_steps): the experiment trackers' live curves."""
 
 if TYPE_CHECKING:
     import datasets
@@ -49,6 +51,8 @@ class PreparedRun:
     """The checkpoint training continues from (--resume), or None for a fresh start."""
     on_evaluation: EvaluationObserver | None = None
     """Told every evaluation, on the main process, right after its log line."""
+    on_loss_log: LossLogObserver | None = None
+    """Told every loss-log window, on the main process, as it is recorded."""
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -102,7 +102,7 @@ class NativeLoop:
                                 "its checkpoints need the whole model in each process.",
                                 "Launch without FSDP/DeepSpeed (data parallel), or use --engine trainer.")
         self.quiet = run.config.quiet or not self.accelerator.is_main_process
-        self.resume_from, self.on_evaluation = run.resume_from, run.on_evaluation
+        self.resume_from, self.on_evaluation, self.on_loss_log = run.resume_from, run.on_evaluation, run.on_loss_log
         self.setup(run.model, run.tokenizer, run.encoded_train, run.encoded_validation)
 
     def setup(self, model, tokenizer, train, validation) -> None:
@@ -199,6 +199,8 @@ class NativeLoop:
         calls it at the same step, as sync_losses' all-reduce needs."""
         self.sync_losses()
         entry = self.progress.log_window(self.updates_per_epoch, self.scheduler.get_last_lr()[0])
+        if self.on_loss_log is not None and self.accelerator.is_main_process:
+            self.on_loss_log(entry)
         return {"loss": f"{entry.loss:.4f}", "lr": f"{entry.learning_rate:.2e}"}
 
     def sync_losses(self) -> None:

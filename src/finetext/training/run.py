@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from torch import nn
 from transformers import set_seed
 
@@ -47,6 +48,7 @@ from finetext.models.factory import load_model, resolve_model_config
 from finetext.models.mean_pooling import is_mean_pooled
 from finetext.models.strategies import STRATEGIES, apply_strategy, parameter_counts
 from finetext.models.strategies.lora import is_lora
+from finetext.push import check_repo_id
 from finetext.storage import write_json, write_text
 from finetext.training import checkpoint as ckpt
 from finetext.training.engines import ENGINES, engine_for
@@ -58,6 +60,7 @@ from finetext.training.hardware_settings import (
 )
 from finetext.training.objective import Objective, resolve_class_weights
 from finetext.training.short_texts import apply_plan, plan_for
+from finetext.training.tracking import RunTracker, TrackedRun, check_trackers_installed, default_run_name
 from finetext.version import __version__
 
 log = logging.getLogger("finetext")
@@ -117,6 +120,9 @@ class TrainingRun:
         """The training loop, chosen here once: it trains and finds the checkpoint to resume from."""
         self.on_evaluation = on_evaluation
         """Told each evaluation as the engine makes it (finetext tune's pruning); None for a plain run."""
+        check_trackers_installed(cfg.report_to)
+        if cfg.hub_repo_id is not None:
+            check_repo_id(cfg.hub_repo_id)
         # Joins the process group under accelerate launch / torchrun (gloo on CPUs, nccl on GPUs).
         self.state = PartialState(cpu=not torch.cuda.is_available())
 
@@ -125,6 +131,7 @@ class TrainingRun:
         # a bad model name fails before the data is read; init_from names the model it holds
         cfg = replace(self.cfg, model=resolve_model_config(self.cfg.model))
         out = self.prepare_output_dir(cfg)
+        cfg = replace(cfg, run_name=self.run_name(cfg, out))
         seed = cfg.training.seed
         set_seed(seed)
         data = load_labelled_data(cfg.data, seed)
@@ -184,6 +191,14 @@ class TrainingRun:
                 prepare_output_dir(cfg)
         self.state.wait_for_everyone()
         return out
+
+    def run_name(self, cfg: TrainConfig, out: Path) -> str:
+        """The trackers' name of this run: given, or the interrupted run's (resume), or output folder + time. The
+        main process decides, so that every process agrees."""
+        name = cfg.run_name
+        if name is None and cfg.resume and (saved := TrackedRun.read(out / CHECKPOINTS)) is not None:
+            name = saved.run_name
+        return broadcast_object_list([name or default_run_name(cfg.output_dir)])[0]
 
     def check_resume(self, cfg: TrainConfig, out: Path) -> Path:
         """The checkpoint to continue from, after checking it was made with the same (resolved) settings."""
@@ -258,7 +273,8 @@ class TrainingRun:
         cfg = run.config
         metrics = run_metrics(run, fit, evaluation.reports)
         contents = metrics.to_dict()
-        save_artifact(run.output_dir, final.model, run.tokenizer, cfg, contents, model_card(cfg, metrics),
+        card = model_card(cfg, metrics, example_text=next(iter(run.data.splits["validation"]["text"]), None))
+        save_artifact(run.output_dir, final.model, run.tokenizer, cfg, contents, card,
                       adapter_dir=final.adapter_dir, weights=cfg.model.lora_merge or final.adapter_dir is None,
                       write_extras=partial(write_extras, mistakes=evaluation.mistakes, report=cfg.report,
                                            out=run.output_dir))
@@ -277,6 +293,31 @@ class TrainingRun:
 
     def _run(self) -> TrainResult:
         prepared = self.setup()
+        tracker = self.open_tracker(prepared)
+        if tracker is not None:
+            prepared = replace(prepared, on_loss_log=tracker.log_loss,
+                               on_evaluation=both(tracker.log_evaluation, prepared.on_evaluation))
+        failed = True
+        try:
+            result = self.train_and_save(prepared, tracker)
+            failed = False
+        finally:
+            if tracker is not None:
+                tracker.close(failed)
+        if self.state.is_main_process and prepared.config.push_to_hub:
+            publish(prepared.config)
+        return result
+
+    def open_tracker(self, run: PreparedRun) -> RunTracker | None:
+        """report_to's trackers, on the main process; they log the steps unless the engine's integration does."""
+        if not self.state.is_main_process:
+            return None
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        cfg = run.config
+        live = bool(STRATEGIES[cfg.model.strategy].fit) or not ENGINES[cfg.training.engine].logs_tracker_steps
+        return RunTracker.open(cfg, run.checkpoint_dir, live_steps=live)
+
+    def train_and_save(self, prepared: PreparedRun, tracker: RunTracker | None) -> TrainResult:
         fit = self.train(prepared)
         result = TrainResult(prepared.output_dir, {})
         if self.state.is_main_process:
@@ -286,9 +327,37 @@ class TrainingRun:
             finally:  # the checkpoints stay until the artifact is saved; the adapter copy never outlives it
                 if final.adapter_dir is not None:
                     shutil.rmtree(final.adapter_dir, ignore_errors=True)
+            if tracker is not None:
+                tracker.log_missed(fit)
+                tracker.log_results(result.metrics, prepared.output_dir)
             self.cleanup(prepared)
         self.state.wait_for_everyone()
         return result
+
+
+def both(first: EvaluationObserver, second: EvaluationObserver | None) -> EvaluationObserver:
+    """Tell first, then second (finetext tune's pruning may raise: the tracker has logged the evaluation)."""
+    if second is None:
+        return first
+
+    def tell(entry) -> None:
+        first(entry)
+        second(entry)
+    return tell
+
+
+def publish(cfg: TrainConfig) -> None:
+    """push_to_hub: upload the saved artifact. The model is saved whatever happens here; a failed upload says so
+    and how to retry."""
+    from finetext.push import push_artifact
+
+    try:
+        url = push_artifact(Path(cfg.output_dir).expanduser(), cfg.hub_repo_id, cfg.hub_private, cfg.hub_revision)
+    except FinetextError as exc:
+        raise FinetextError(f"the model is saved in {cfg.output_dir}, but the upload failed: {exc.problem}",
+                            f"{exc.fix + ' ' if exc.fix else ''}Then run `finetext push {cfg.output_dir} "
+                            f"--repo-id {cfg.hub_repo_id}`.") from None
+    log.info("pushed %s to the Hub: %s", cfg.output_dir, url)
 
 
 FEW_EXAMPLES_PER_CLASS = 64
@@ -389,7 +458,10 @@ def saved_run_config(cfg: TrainConfig) -> TrainConfig:
                              "output_dir": cfg.output_dir})
 
 
-IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "dataloader_num_workers", "report"}
+IGNORED_ON_RESUME = {"resume", "quiet", "overwrite_output_dir", "output_dir", "dataloader_num_workers", "report",
+                     "report_to", "tracking_dir", "run_name", "experiment", "push_to_hub", "hub_repo_id", "hub_private",
+                     "hub_revision"}
+"""What a resumed run may change: where and how it reports, not what it trains."""
 
 
 def _differences(saved: dict, current: dict) -> list[str]:

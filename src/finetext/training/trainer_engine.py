@@ -19,12 +19,14 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.integrations import TensorBoardCallback
 
 from finetext.config import TrainingConfig
 from finetext.evaluation.run_metrics import HistoryEntry, LossLogEntry, SplitScores
 from finetext.training.fit import EvaluationObserver, FitResult, PreparedRun, kept_entry, log_evaluation
 from finetext.training.objective import Objective
 from finetext.training.stopwatch import Stopwatch
+from finetext.training.tracking import chosen_trackers, tensorboard_dir
 
 log = logging.getLogger("finetext")
 
@@ -133,7 +135,8 @@ class ObjectiveTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -> TrainingArguments:
+def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool, report_to: list[str] | None = None,
+                       run_name: str | None = None) -> TrainingArguments:
     on_cpu = not torch.cuda.is_available()
     best_metric = "eval_loss" if cfg.metric_for_best_model == "loss" else f"eval_{cfg.metric_for_best_model}"
     return TrainingArguments(
@@ -164,7 +167,8 @@ def training_arguments(cfg: TrainingConfig, checkpoint_dir: Path, quiet: bool) -
         use_cpu=on_cpu,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=cfg.dataloader_num_workers,
-        report_to="none",
+        report_to=report_to or "none",  # the Trainer's own integrations log its steps (training.tracking)
+        run_name=run_name,
         # True (the default) multiplies the loss by the number of processes for models that take
         # num_items_in_batch; classification heads ignore it and average, so the loss came out doubled
         # on 2 processes (measured: 1.386 instead of 0.693).
@@ -228,7 +232,8 @@ class TrainerEngine:
             objective=objective,
             keep_eval_order=documents is not None,
             model=run.model,
-            args=training_arguments(cfg, run.checkpoint_dir, run.config.quiet),
+            args=training_arguments(cfg, run.checkpoint_dir, run.config.quiet, chosen_trackers(run.config.report_to),
+                                    run.config.run_name),
             train_dataset=run.encoded_train,
             eval_dataset=run.encoded_validation,
             processing_class=run.tokenizer,
@@ -242,6 +247,9 @@ class TrainerEngine:
         trainer.remove_callback(PrinterCallback if run.config.quiet else ProgressCallback)
         if not run.config.quiet:
             trainer.add_callback(NamedProgress)
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback):  # the run's folder, where finetext logs its part too
+                callback.logging_dir = str(tensorboard_dir(run.config))
         return trainer
 
 

@@ -35,6 +35,7 @@ from finetext.config import TrainConfig, config_from_flat
 from finetext.errors import FinetextError
 from finetext.evaluation.run_metrics import HistoryEntry, SplitScores
 from finetext.storage import write_json, write_text
+from finetext.training.tracking import DEFAULT_EXPERIMENT, chosen_trackers
 from finetext.tuning.records import TrialRecord, TuneSummary
 from finetext.tuning.search_data import SEARCH_DATA, SearchData, prepare_search_data
 from finetext.tuning.settings import TuneConfig
@@ -220,10 +221,20 @@ class Study:
         """A trial's flat config: the base, pointed at the search data, with the sampled settings, evaluating
         evaluations_per_epoch times an epoch so the pruner hears from it often."""
         values = {**self.base_values, **self.search.overrides, **params, **self.selection_values()}
+        values.update(self.tracking_values(f"trial-{number:04d}"))
         values.update(output_dir=str(self.out / TRIALS / f"trial-{number:04d}"), overwrite_output_dir=True,
                       quiet=True, report=False, eval_strategy="steps",
                       eval_steps=eval_steps(values, self.search.train_rows, self.tune.evaluations_per_epoch))
         return values
+
+    def tracking_values(self, run_name: str) -> dict[str, Any]:
+        """With report_to: one tracked run per trial (and 'final'), grouped by the study (the MLflow experiment or
+        W&B project is the study's name unless --experiment names one; TensorBoard runs sit in OUTPUT_DIR/runs)."""
+        if not chosen_trackers(self.base.report_to):
+            return {}
+        experiment = self.base.experiment if self.base.experiment != DEFAULT_EXPERIMENT else self.study.study_name
+        return {"run_name": run_name, "experiment": experiment,
+                "tracking_dir": self.base.tracking_dir or str(self.out / "runs")}
 
     def selection_values(self) -> dict[str, Any]:
         """Searching on a carved split holds validation back, so nothing may be chosen on it: trials and the final
@@ -289,7 +300,7 @@ class Study:
 
     def final_config(self, best: FrozenTrial, overwrite: bool) -> TrainConfig:
         """The best setting on the full data, saved to OUTPUT_DIR/model; what best.yaml holds."""
-        values = {**self.base_values, **best.params, **self.selection_values(),
+        values = {**self.base_values, **best.params, **self.selection_values(), **self.tracking_values("final"),
                   "output_dir": str(self.out / MODEL), "overwrite_output_dir": overwrite}
         if self.search.mode == "validation":  # select among the same evaluations the trial did
             values.update(eval_strategy="steps", eval_steps=eval_steps(values, self.search.full_train_rows,

@@ -190,7 +190,9 @@ class Recorder(keras.callbacks.Callback):
         p.global_step = (global_batch + 1) // plan.accumulation
         if p.global_step % loop.cfg.logging_steps == 0:
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            p.log_window(plan.updates_per_epoch, float(f"{lr:.7g}"))  # float32: no digits beyond its own
+            entry = p.log_window(plan.updates_per_epoch, float(f"{lr:.7g}"))  # float32: no digits beyond its own
+            if loop.run.on_loss_log is not None:
+                loop.run.on_loss_log(entry)
 
     def on_epoch_end(self, epoch, logs=None):
         loop, p, metric = self.loop, self.loop.progress, self.loop.cfg.metric_for_best_model

@@ -1,0 +1,60 @@
+"""examples/ray_predict.py: finetext's classifier in Ray Data actors (a local Ray instance with 2 CPUs) predicts
+what finetext's own predict_file predicts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from finetext.api import predict_file
+
+pytest.importorskip("ray")
+# Starting Ray and its actors takes tens of seconds on 2 cores.
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ray_predict.py"
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ray") / "model"
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
+                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    return folder
+
+
+def test_ray_data_actors_predict_what_predict_file_predicts(classifier, data_dir, tmp_path):
+    rows = pd.read_parquet(data_dir / "sst2" / "train.parquet").head(300)
+    rows.insert(0, "id", range(len(rows)))
+    source = tmp_path / "in"
+    source.mkdir()
+    rows.iloc[:150].to_parquet(source / "a.parquet", index=False)  # a dataset of two files, as Ray reads them
+    rows.iloc[150:].to_parquet(source / "b.parquet", index=False)
+    # Two actors of half a CPU each leave Ray's read and write tasks the rest of the 2 CPUs.
+    done = subprocess.run([sys.executable, str(EXAMPLE), str(classifier), str(source), str(tmp_path / "out"),
+                           "--num-cpus", "2", "--concurrency", "2", "--actor-cpus", "0.5", "--batch-rows", "64",
+                           "--precision", "fp32"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours = pq.read_table(tmp_path / "out").sort_by("id")
+    rows.to_parquet(tmp_path / "all.parquet", index=False)
+    reference = pq.read_table(predict_file(classifier, tmp_path / "all.parquet", tmp_path / "reference.parquet",
+                                           progress=False, precision="fp32"))
+    # Ray's pandas batches hold Arrow-backed columns: the same Parquet types, other pandas metadata.
+    assert ours.schema.remove_metadata() == reference.schema.remove_metadata()
+    assert ours["id"].to_pylist() == list(range(300))
+    for name in ("text", "label", "predicted_label"):
+        assert ours[name].to_pylist() == reference[name].to_pylist()
+    for name in ("score", "prob_negative", "prob_positive"):
+        np.testing.assert_allclose(ours[name].to_numpy(), reference[name].to_numpy(), atol=1e-5)
