@@ -56,6 +56,11 @@ def predict_dataset(model_dir: str, source: str, destination: str, text_column: 
     predicted.write_parquet(destination)
 
 
+def default_concurrency(cluster_cpus: float, actor_cpus: float) -> int:
+    """Actors that fit with one CPU left over: actors holding every CPU starve the read tasks (the job hangs)."""
+    return max(1, int((cluster_cpus - 1) // actor_cpus))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", help="a finetext training run's or export's directory")
@@ -65,7 +70,8 @@ def main() -> None:
     parser.add_argument("--text-pair-column")
     parser.add_argument("--batch-rows", type=int, default=4096, help="rows per Ray batch (per actor call)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per model batch")
-    parser.add_argument("--concurrency", type=int, default=2, help="actors, each holding the model")
+    parser.add_argument("--concurrency", type=int, help="actors, each holding the model (default: as many as fit "
+                        "in the cluster's CPUs with one CPU left for Ray's read and write tasks)")
     parser.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs Ray reserves for each actor")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--address", help="a running cluster ('auto' or ray://HOST:PORT); default: start one here")
@@ -76,8 +82,9 @@ def main() -> None:
 
     ray.init(address=args.address, num_cpus=None if args.address else args.num_cpus, include_dashboard=False)
     try:
+        concurrency = args.concurrency or default_concurrency(ray.cluster_resources().get("CPU", 1), args.actor_cpus)
         predict_dataset(args.model_dir, args.source, args.destination, args.text_column, args.text_pair_column,
-                        args.batch_rows, args.batch_size, args.concurrency, args.actor_cpus, args.precision)
+                        args.batch_rows, args.batch_size, concurrency, args.actor_cpus, args.precision)
     finally:
         ray.shutdown()
     print(f"predictions written to {args.destination}")
