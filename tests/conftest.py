@@ -71,6 +71,21 @@ def tiny_model(tmp_path_factory) -> str:
     return str(folder)
 
 
+def random_classifier(folder: Path, tokenizer_dir: str, seed: int = 0) -> Path:
+    """A one-layer random BERT classifier with labels negative/positive, saved as a plain Hugging Face model
+    directory (no finetext files): predicts in milliseconds."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
+                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
 def tiny_run(tiny_model: str, out: Path, **overrides) -> dict:
     """Flat config values for a few-second training run of the tiny model."""
     values = {"model": tiny_model, "output_dir": str(out), "epochs": 2, "batch_size": 16, "learning_rate": 1e-3,

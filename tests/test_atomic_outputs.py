@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from conftest import random_classifier
+from transformers import BertForSequenceClassification
 
 import finetext
 from finetext.api import predict_file
@@ -132,13 +133,7 @@ def hidden_leftovers(folder: Path) -> list[str]:
 def classifier(tiny_model, tmp_path_factory) -> Path:
     """A one-layer random BERT classifier saved as a plain Hugging Face model directory."""
     folder = tmp_path_factory.mktemp("classifier") / "model"
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
+    return random_classifier(folder, tiny_model)
 
 
 @pytest.fixture(scope="module")

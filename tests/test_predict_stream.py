@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from conftest import random_classifier
 
 import finetext
 from finetext.api import predict_file
@@ -32,13 +31,7 @@ BIN = Path(sys.executable).parent
 def classifier(tiny_model, tmp_path_factory) -> Path:
     """A one-layer random BERT classifier (a plain Hugging Face directory): predicts in milliseconds."""
     folder = tmp_path_factory.mktemp("stream") / "model"
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
+    return random_classifier(folder, tiny_model)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from conftest import random_classifier
 
 from finetext.api import predict_file
 
@@ -26,13 +25,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ray_predict.py"
 @pytest.fixture(scope="module")
 def classifier(tiny_model, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ray") / "model"
-    torch.manual_seed(1)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
+    return random_classifier(folder, tiny_model, seed=1)
 
 
 def test_ray_data_actors_predict_what_predict_file_predicts(classifier, data_dir, tmp_path):

@@ -77,7 +77,7 @@ def test_native_run_logs_config_steps_evaluations_results_and_files(tmp_path, ti
     rates = {e["step"]: e["learning_rate"] for e in metrics["loss_log"]}
     f1s = {e["step"]: e["validation"]["f1"] for e in metrics["history"]}
     accuracies = {e["step"]: e["validation"]["accuracy"] for e in metrics["history"]}
-    last_step = max(losses) if max(losses) > max(f1s) else max(f1s)
+    last_step = max(*losses, *f1s)
     assert len(losses) >= 5 and len(f1s) == 2  # logging_steps 2, one evaluation per epoch
 
     # TensorBoard (float32 events): output_dir/runs/<run_name>

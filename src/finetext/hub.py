@@ -10,14 +10,15 @@ from urllib.parse import urlparse
 
 
 @cache
-def hub_unreachable_reason() -> str | None:
-    """None when the Hub answers; otherwise why not (offline mode, or no connection)."""
+def hub_unreachable_reason(endpoint: str | None = None) -> str | None:
+    """None when the Hub (endpoint, default huggingface_hub's ENDPOINT) accepts a connection; otherwise why not
+    (offline mode, or no connection). Asked once per endpoint."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return "HF_HUB_OFFLINE is set"
     from huggingface_hub import constants
 
-    endpoint = urlparse(constants.ENDPOINT)
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    url = urlparse(endpoint or constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:

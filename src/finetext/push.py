@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from finetext.errors import FinetextError
 
@@ -88,28 +87,6 @@ def check_artifact_folder(artifact_dir: str | Path) -> Path:
     return folder
 
 
-def unreachable_reason(endpoint: str) -> str | None:
-    """None when endpoint accepts a connection; otherwise why not. The configured Hub goes through
-    finetext.hub.hub_unreachable_reason (asked once per process); another endpoint is asked here."""
-    from huggingface_hub import constants
-
-    from finetext.hub import hub_unreachable_reason
-
-    if constants.is_offline_mode():  # HF_HUB_OFFLINE as huggingface_hub read it at import
-        return "HF_HUB_OFFLINE is set"
-    if endpoint.rstrip("/") == (constants.ENDPOINT or "").rstrip("/"):
-        return hub_unreachable_reason()
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return "HF_HUB_OFFLINE is set"
-    url = urlparse(endpoint)
-    host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as exc:
-        return f"cannot connect to {host}:{port} ({exc.strerror or type(exc).__name__})"
-    return None
-
-
 def push_artifact(artifact_dir: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
                   token: str | None = None, commit_message: str | None = None,
                   endpoint: str | None = None) -> str:
@@ -131,7 +108,7 @@ def push_artifact(artifact_dir: str | Path, repo_id: str, private: bool = False,
     endpoint = hub_endpoint(endpoint)
     from huggingface_hub import HfApi, get_token
 
-    from finetext.hub import quiet_hub_logs
+    from finetext.hub import hub_unreachable_reason, quiet_hub_logs
 
     quiet_hub_logs()
     try:
@@ -140,7 +117,7 @@ def push_artifact(artifact_dir: str | Path, repo_id: str, private: bool = False,
         raise FinetextError(f"could not read a Hugging Face token ({_first_line(exc)}).", TOKEN_FIX) from None
     if not token:
         raise FinetextError("no Hugging Face token found to push with.", TOKEN_FIX)
-    if reason := unreachable_reason(endpoint):
+    if reason := hub_unreachable_reason(endpoint):
         raise _unreachable(endpoint, reason)
     api = HfApi(endpoint=endpoint, token=token)
     branch = revision or "main"

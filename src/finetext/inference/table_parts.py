@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from finetext.data.files import FORMATS
 from finetext.errors import FinetextError
 
 JSON_OPEN, JSON_CLOSE, JSON_SEPARATOR = b"[\n", b"\n]", b",\n"
+TABLE_FORMATS = {table_format.name: table_format for table_format in FORMATS}
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,8 @@ def _join_delimited(parts: list[Path], columns: list[str], out: Path, separator:
 
 
 def _write_json(frame: pd.DataFrame, path: Path) -> None:
-    text = frame.to_json(orient="records", force_ascii=False, indent=2).encode("utf-8")
-    path.write_bytes(text[len(JSON_OPEN):-len(JSON_CLOSE)])
+    TABLE_FORMATS["JSON"].write(frame, path)  # the whole-table writer's bytes, without the array's brackets
+    path.write_bytes(path.read_bytes()[len(JSON_OPEN):-len(JSON_CLOSE)])
 
 
 def _join_json(parts: list[Path], columns: list[str], out: Path) -> None:
@@ -56,10 +58,6 @@ def _join_json(parts: list[Path], columns: list[str], out: Path) -> None:
                 handle.write(JSON_SEPARATOR)
             _copy([part], handle)
         handle.write(JSON_CLOSE)
-
-
-def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
-    path.write_bytes(frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8"))
 
 
 def _join_bytes(parts: list[Path], columns: list[str], out: Path) -> None:
@@ -110,6 +108,6 @@ PARTS: dict[str, PartFormat] = {
     "CSV": PartFormat(partial(_write_delimited, separator=","), partial(_join_delimited, separator=",")),
     "TSV": PartFormat(partial(_write_delimited, separator="\t"), partial(_join_delimited, separator="\t")),
     "JSON": PartFormat(_write_json, _join_json),
-    "JSONL": PartFormat(_write_jsonl, _join_bytes),
+    "JSONL": PartFormat(TABLE_FORMATS["JSONL"].write, _join_bytes),  # lines: a part is the whole writer's output
     "PARQUET": PartFormat(_write_parquet, _join_parquet),
 }

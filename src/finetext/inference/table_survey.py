@@ -61,13 +61,10 @@ class TextsSeen:
 
     def add(self, values: list, offset: int) -> None:
         for position, value in enumerate(values, start=offset):
-            if isinstance(value, str):
-                if not value.strip():
-                    self.blank += 1
-                    self.first_blank = position if self.first_blank is None else self.first_blank
-            elif value is None or pd.isna(value):
-                self.blank += 1
-                self.first_blank = position if self.first_blank is None else self.first_blank
+            if isinstance(value, str) and value.strip():
+                continue
+            if isinstance(value, str) or value is None or pd.isna(value):
+                self.add_missing(1, position)
             else:
                 self.not_text += 1
                 self.first_not_text = position if self.first_not_text is None else self.first_not_text
