@@ -12,19 +12,20 @@ from typing import TYPE_CHECKING, Any
 from finetext.version import __version__ as __version__  # the one place the version is stated
 
 if TYPE_CHECKING:  # what __getattr__ returns, for type checkers and editors
-    from finetext.api import compare, evaluate, export, predict, report, serve, train, tune
+    from finetext.api import audit, compare, evaluate, export, predict, predict_file, push, report, serve, train, tune
     from finetext.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
     from finetext.errors import FinetextError
 
 _HOMES = {
-    **dict.fromkeys(("compare", "evaluate", "export", "predict", "report", "serve", "train", "tune"),
+    **dict.fromkeys(("audit", "compare", "evaluate", "export", "predict", "predict_file", "push", "report", "serve",
+                     "train", "tune"),
                      "finetext.api"),
     **dict.fromkeys(("DataConfig", "ModelConfig", "TrainConfig", "TrainingConfig"), "finetext.config"),
     "FinetextError": "finetext.errors",
 }
 
-__all__ = ["DataConfig", "FinetextError", "ModelConfig", "TrainConfig", "TrainingConfig", "compare", "evaluate",
-           "export", "predict", "report", "serve", "train", "tune"]
+__all__ = ["DataConfig", "FinetextError", "ModelConfig", "TrainConfig", "TrainingConfig", "audit", "compare",
+           "evaluate", "export", "predict", "predict_file", "push", "report", "serve", "train", "tune"]
 
 
 def __getattr__(name: str) -> Any:

@@ -75,6 +75,33 @@ def tune(config: TrainConfig | dict[str, Any] | str | Path | None = None, **opti
     return Study({**values, **overrides}, settings).run()
 
 
+@without_library_bars
+def audit(config: TrainConfig | dict[str, Any] | str | Path | None = None, **options: Any):
+    """Find the training rows whose labels are probably wrong: K-fold out-of-fold probabilities ranked by cleanlab;
+    returns a finetext.auditing.audit.AuditResult (output_dir, rows, flagged, estimated_issues, summary).
+
+    ``options`` are AuditConfig fields (folds, method, rank_by, filter_by, keep_fold_models, resume, overwrite)
+    and flat training-config overrides, told apart by name:
+    ``audit("sst2.yaml", folds=5, method="embeddings", output_dir="outputs/sst2-audit")`` writes label_issues.csv,
+    out_of_fold.parquet, audit.json and audit.html there.
+    """
+    from dataclasses import fields
+
+    from finetext.auditing.audit import Audit
+    from finetext.auditing.settings import AuditConfig
+
+    names = {f.name for f in fields(AuditConfig)}
+    settings = AuditConfig(**{k: v for k, v in options.items() if k in names})
+    overrides = {k: v for k, v in options.items() if k not in names}
+    if isinstance(config, TrainConfig):
+        values = flatten(config.to_dict())
+    elif isinstance(config, (str, Path)):
+        values = flatten(load_yaml(config))
+    else:
+        values = flatten(config or {})
+    return Audit({**values, **overrides}, settings).run()
+
+
 def evaluate(model_dir: str | Path, *, split: str | None = None, batch_size: int = 64, progress: bool = True,
              trust_remote_code: bool = False, **data_options: Any) -> dict:
     """Metrics of a trained model on a labelled split of a dataset or a test file: evaluate_split's result as a
@@ -149,9 +176,10 @@ def report(model_dir: str | Path) -> Path:
 
 
 def serve(model_dir: str | Path, **settings: Any) -> None:
-    """Serve model_dir over HTTP until interrupted; ``settings`` are ServeConfig fields (host, port,
-    max_batch_size, max_texts, ...). ``finetext.serving.app.create_app`` gives the app without running it."""
-    from finetext.serving.app import serve as run_server
+    """Serve model_dir over HTTP(S) until SIGTERM or Ctrl-C; ``settings`` are ServeConfig fields (host, port,
+    max_batch_size, max_texts, api_key_file, workers, ...). ``finetext.serving.app.create_app`` gives the app
+    without running it."""
+    from finetext.serving.server import serve as run_server
     from finetext.serving.settings import ServeConfig
 
     run_server(str(model_dir), ServeConfig(**settings))

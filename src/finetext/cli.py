@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from finetext.auditing.settings import AuditConfig
 from finetext.config import (
     SECTIONS,
     DataConfig,
@@ -80,6 +81,8 @@ def _metavar(name: str, hint: Any) -> str:
         return "TRACKER"
     if name == "hub_repo_id":
         return "USER/NAME"
+    if name == "exclude_rows":
+        return "LABEL_ISSUES_CSV"
     if name == "model" or name.endswith(("_file", "_dir")):
         return "PATH"
     return "N" if "int" in str(hint) else "X" if "float" in str(hint) else "VALUE"
@@ -91,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     for add_command in (add_train_command, add_tune_command, add_compare_command, add_config_command,
                         add_evaluate_command, add_predict_command, add_export_command, add_report_command,
-                        add_serve_command, add_doctor_command, add_push_command):
+                        add_serve_command, add_doctor_command, add_push_command, add_audit_command):
         add_command(commands)
     return parser
 
@@ -116,6 +119,22 @@ def add_tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("config", nargs="?", help="YAML config file (the base of every trial)")
     add_config_flags(tune, set(leaf_fields()) - {"resume"})
     add_dataclass_flags(tune, TuneConfig)
+
+
+def add_audit_command(commands: argparse._SubParsersAction) -> None:
+    """finetext audit [CONFIG] [train flags] [audit flags]."""
+    audit = commands.add_parser(
+        "audit", help="find the training rows whose labels are probably wrong (cleanlab)",
+        description="Score every training row with a model that never saw it (K-fold cross-validation on the data "
+        "and model the training flags name), then rank the likely label errors with cleanlab's confident learning. "
+        "OUTPUT_DIR gets label_issues.csv (row id, text, given and suggested label, score; most likely first), "
+        "out_of_fold.parquet (every row), audit.json (error rate per class, most confused labels) and audit.html. "
+        "`finetext train ... --exclude-rows OUTPUT_DIR/label_issues.csv [--exclude-top N]` retrains without them.")
+    audit.add_argument("config", nargs="?", help="YAML config file (data, model and the fold runs' training)")
+    add_config_flags(audit, set(leaf_fields()) - {"resume", "report", "report_to", "tracking_dir", "run_name",
+                                                  "experiment", "push_to_hub", "hub_repo_id", "hub_private",
+                                                  "hub_revision", "overwrite_output_dir"})
+    add_dataclass_flags(audit, AuditConfig)
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:
@@ -347,6 +366,30 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_audit(args: argparse.Namespace) -> int:
+    from finetext.auditing.audit import ISSUES, Audit
+
+    values = {k: v for k, v in flat_values(args).items() if k != "resume"}  # --resume is the audit's
+    settings = AuditConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)})
+    setup_logging(bool(values.get("quiet")))
+    try:
+        result = Audit(values, settings).run()
+    except KeyboardInterrupt:
+        out = values.get("output_dir", "outputs/run")
+        print(f"interrupted: finished folds are kept; continue with `finetext audit ... --output-dir {out} --resume` "
+              "(the same flags).", file=sys.stderr)
+        return 130
+    s = result.summary
+    worst = max(s["per_class"], key=lambda c: c["error_rate"])
+    print(f"{result.flagged:,} of {result.rows:,} rows flagged as likely label errors (estimated "
+          f"{result.estimated_issues:,}, {100 * result.estimated_issues / max(1, result.rows):.1f}%; highest: "
+          f"{worst['label']} {100 * worst['error_rate']:.1f}%); out-of-fold accuracy "
+          f"{100 * s['out_of_fold_accuracy']:.2f}, {s['folds']} folds, {result.seconds:.0f} s")
+    print(f"audit written to {result.output_dir}/ ({ISSUES}, audit.html, audit.json, out_of_fold.parquet); retrain "
+          f"without them: finetext train ... --exclude-rows {result.output_dir / ISSUES} [--exclude-top N]")
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -491,7 +534,7 @@ def setup_logging(quiet: bool) -> None:
 
 COMMANDS = {"train": run_train, "tune": run_tune, "compare": run_compare, "evaluate": run_evaluate,
             "predict": run_predict, "config": run_config, "export": run_export, "report": run_report,
-            "serve": run_serve, "doctor": run_doctor, "push": run_push}
+            "serve": run_serve, "doctor": run_doctor, "push": run_push, "audit": run_audit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,14 @@ class DataConfig:
     """Split string labels on this separator into label lists (multi-label data in CSV/TSV), e.g. '|'."""
     threshold: float = 0.5
     """Multi-label only: a label is predicted when its probability is at least this."""
+    exclude_rows: str | None = None
+    """A table with a row_id column (finetext audit's label_issues.csv): those rows of the training data (0-based
+    positions in the train file, before any other filtering) are left out before anything else uses it. When the
+    table also has a text column, each listed row's text must match the training data's (a guard against a list
+    made from other data)."""
+    exclude_top: int | None = None
+    """exclude_rows: leave out only the first N rows of that table (label_issues.csv is in order of
+    likelihood). Default: every row listed."""
     validation_fraction: float = 0.1
     """Share of train carved out as validation when the data has no validation split."""
     train_samples: int | None = None
@@ -103,6 +111,11 @@ class DataConfig:
                 f"validation_fraction must be between 0 and 1, got {self.validation_fraction}.",
                 "Use e.g. --validation-fraction 0.1.",
             )
+        if self.exclude_top is not None and self.exclude_top < 1:
+            raise FinetextError(f"exclude_top must be a positive integer, got {self.exclude_top}.",
+                                "Use e.g. --exclude-top 100, or leave it out to exclude every listed row.")
+        if self.exclude_top is not None and not self.exclude_rows:
+            raise FinetextError("exclude_top needs exclude_rows.", "Add --exclude-rows label_issues.csv.")
         if not 0.0 < self.threshold < 1.0:
             raise FinetextError(f"threshold must be between 0 and 1, got {self.threshold}.")
         if self.label_separator == "":

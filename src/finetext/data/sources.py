@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from finetext.config import DataConfig
+from finetext.data.exclusion import SOURCE_ROW, exclude_listed_rows
 from finetext.data.files import SPLIT_ALIASES, find_split_files, read_table
 from finetext.errors import FinetextError
 from finetext.hub import hub_unreachable_reason, quiet_hub_logs
@@ -25,6 +27,7 @@ from finetext.hub import hub_unreachable_reason, quiet_hub_logs
 log = logging.getLogger("finetext")
 
 DATA_DIR_ENV = "FINETEXT_DATA_DIR"
+
 UNLABELLED = -1
 
 
@@ -64,6 +67,9 @@ class LabelledData:
     label_column: str
     source: str
     multi_label: bool = False
+    source_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    """Split -> each row's 0-based position in the table it was read from (before bad rows were dropped, rows
+    excluded, validation carved or subsets taken): finetext audit's row ids, which --exclude-rows reads."""
 
     def has_pairs(self) -> bool:
         return self.text_pair_column is not None
@@ -170,11 +176,14 @@ def _read_hub(name: str, known: KnownDataset, data_dir: str | None) -> tuple[
 # From raw tables to clean, labelled splits
 
 
-def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None = None) -> LabelledData:
-    """Read, check and normalise every split; carve validation if needed; take the seeded subsets.
+def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None = None,
+                       carve: bool = True) -> LabelledData:
+    """Read, check and normalise every split; carve validation if needed (and ``carve``); take the seeded subsets;
+    leave out the exclude_rows rows (from train, and from validation when it was carved from train).
 
     ``label_names`` fixes the label mapping (an existing model's); otherwise it comes from the config,
-    the data's own label_names.json / Hub features, or the sorted labels of train.
+    the data's own label_names.json / Hub features, or the sorted labels of train. ``carve=False`` keeps every
+    training row in train (finetext audit makes its own folds).
     """
     raw, declared_names, source = read_raw_splits(cfg)
     text_col, pair_col, label_col = _resolve_columns(cfg, raw)
@@ -196,13 +205,20 @@ def load_labelled_data(cfg: DataConfig, seed: int, label_names: list[str] | None
     if label_names is None and not multi:  # training (an existing model's mapping comes with label_names)
         _refuse_single_class(splits, names)
     _warn_missing_classes(splits, names)
-    if "train" in splits and "validation" not in splits:
+    carved = carve and "train" in splits and "validation" not in splits
+    if carved:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)
         log.info("no validation split: carved %d stratified examples from train (seed %d)",
                  len(splits["validation"]), seed)
     limits = {"train": cfg.train_samples, "validation": cfg.eval_samples, "test": cfg.test_samples}
     splits = {split: take_subset(df, limits.get(split), seed) for split, df in splits.items()}
-    return LabelledData(splits, list(names), text_col, pair_col, label_col, source, multi)
+    if cfg.exclude_rows and "train" in splits:  # after the subsets: an audit of train_samples rows names rows of them
+        from_train = ("train", "validation") if carved else ("train",)
+        splits |= exclude_listed_rows({s: splits[s] for s in from_train}, len(raw["train"]), cfg.exclude_rows,
+                                      cfg.exclude_top)
+    rows = {split: df[SOURCE_ROW].to_numpy() for split, df in splits.items()}
+    splits = {split: df.drop(columns=SOURCE_ROW) for split, df in splits.items()}
+    return LabelledData(splits, list(names), text_col, pair_col, label_col, source, multi, rows)
 
 
 def _resolve_columns(cfg: DataConfig, raw: dict[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -230,6 +246,7 @@ def _clean_split(split: str, df: pd.DataFrame, text_col: str, pair_col: str | No
     if pair_col:
         out["text_pair"] = df[pair_col]
     out["label"] = df[label_col] if label_col in df.columns else UNLABELLED
+    out[SOURCE_ROW] = np.arange(len(df), dtype=np.int64)
     if label_separator and label_col in df.columns:  # an empty cell is an empty label set, not a missing label
         all_empty = split == "test" and out["label"].isna().all()  # but a test file may carry no labels at all
         out["label"] = UNLABELLED if all_empty else out["label"].fillna("")
@@ -406,3 +423,24 @@ def resolved_data_config(cfg: DataConfig, data: LabelledData) -> DataConfig:
     """The config with the columns and label names that were actually used, for the saved artifact."""
     return replace(cfg, text_column=data.text_column, text_pair_column=data.text_pair_column,
                    label_column=data.label_column, label_names=list(data.label_names), multi_label=data.multi_label)
+
+
+def as_named(frame: pd.DataFrame, data: LabelledData) -> pd.DataFrame:
+    """Label ids (or 0/1 vectors) back to label names, so the files read back with the same mapping."""
+    names = data.label_names
+    if data.multi_label:
+        labels = frame["label"].map(lambda row: [names[i] for i, on in enumerate(row) if on])
+    else:
+        labels = frame["label"].map(lambda i: names[int(i)])
+    columns = ["text", "text_pair"] if data.has_pairs() else ["text"]
+    return frame[columns].assign(label=labels.astype(object))
+
+
+def files_overrides(data: LabelledData, train_file: Path, validation_file: Path) -> dict[str, Any]:
+    """Flat config values that point a run at a train and a validation file written with as_named (tune's trials,
+    audit's folds): the same columns, label names and kind of labels, nothing else filtered."""
+    return {"dataset": None, "data_dir": None, "train_file": str(train_file), "validation_file": str(validation_file),
+            "test_file": None, "text_column": "text", "text_pair_column": "text_pair" if data.has_pairs() else None,
+            "label_column": "label", "label_names": list(data.label_names), "multi_label": data.multi_label,
+            "label_separator": None, "train_samples": None, "eval_samples": None, "test_samples": None,
+            "exclude_rows": None, "exclude_top": None}

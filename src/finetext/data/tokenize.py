@@ -105,6 +105,18 @@ def tokenize_split(df: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_len
     return encoded
 
 
+def cache_row_subsets(df: pd.DataFrame, subsets: list[np.ndarray], tokenizer: PreTrainedTokenizerBase,
+                      max_length: int, padding: str) -> None:
+    """Tokenize df once and store each subset of its rows as the cache entry tokenize_split(df.iloc[rows]) would
+    find, so runs over overlapping subsets of the same rows (finetext audit's folds) tokenize every row once."""
+    encoded = None
+    for rows in subsets:
+        folder = cache_dir() / cache_key(df.iloc[rows], tokenizer, max_length, padding)
+        if not (folder / "dataset_info.json").is_file():
+            encoded = _tokenize(df, tokenizer, max_length, padding) if encoded is None else encoded
+            _store(encoded.select(rows).flatten_indices(), folder)
+
+
 def _tokenize(df: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_length: int,
               padding: str, chunking: tuple[int, int | None] | None = None) -> datasets.Dataset:
     labels = df["label"]

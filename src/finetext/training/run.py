@@ -93,6 +93,9 @@ class Evaluation:
     """Split -> its metrics report."""
     mistakes: dict[str, list[dict]]
     """Split -> its most confident mistakes (mistakes.json)."""
+    logits: dict[str, np.ndarray]
+    """Split -> the model's outputs, one row per example in the split's order (finetext audit's out-of-fold
+    probabilities come from validation's)."""
 
 
 def check_hardware(cfg: TrainConfig) -> None:
@@ -261,13 +264,15 @@ class TrainingRun:
             log.info("the test split has no labels: not evaluated")
         reports: dict[str, SplitScores] = {}
         mistakes: dict[str, list[dict]] = {}
+        outputs: dict[str, np.ndarray] = {}
         for split, desc in splits.items():
             frame = data.splits[split]
             reports[split], logits = evaluate_with_logits(clf, frame, cfg.training.eval_batch_size, not cfg.quiet,
                                                           desc)
+            outputs[split] = logits
             mistakes[split] = confident_mistakes(frame, logits, data.label_names, data.multi_label,
                                                  cfg.data.threshold)
-        return Evaluation(reports, mistakes)
+        return Evaluation(reports, mistakes, outputs)
 
     def save(self, run: PreparedRun, fit: FitResult, final: FinalModel, evaluation: Evaluation) -> TrainResult:
         cfg = run.config

@@ -19,7 +19,14 @@ from sklearn.model_selection import train_test_split
 
 from finetext.config import TrainConfig
 from finetext.data.files import write_table
-from finetext.data.sources import LabelledData, carve_validation, is_label_set, load_labelled_data
+from finetext.data.sources import (
+    LabelledData,
+    as_named,
+    carve_validation,
+    files_overrides,
+    is_label_set,
+    load_labelled_data,
+)
 from finetext.errors import FinetextError
 from finetext.tuning.settings import TuneConfig
 
@@ -75,7 +82,7 @@ def prepare_search_data(base: TrainConfig, tune: TuneConfig, out: Path) -> Searc
     search_file = write_table(as_named(scored, data), folder / "search.parquet")
     held_back = "test" if data.is_labelled("test") else "validation"
     return SearchData(train_file, search_file, mode, description, held_back, len(train), len(scored),
-                      len(data.splits["train"]), trial_overrides(data, train_file, search_file),
+                      len(data.splits["train"]), files_overrides(data, train_file, search_file),
                       fingerprint(train, scored))
 
 
@@ -97,24 +104,6 @@ def stratified_subset(train: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame
     except ValueError:  # fewer rows than classes
         kept, _ = train_test_split(train, train_size=rows, random_state=seed)
     return kept.reset_index(drop=True)
-
-
-def as_named(frame: pd.DataFrame, data: LabelledData) -> pd.DataFrame:
-    """Label ids (or 0/1 vectors) back to label names, so the files read back with the same mapping."""
-    names = data.label_names
-    if data.multi_label:
-        labels = frame["label"].map(lambda row: [names[i] for i, on in enumerate(row) if on])
-    else:
-        labels = frame["label"].map(lambda i: names[int(i)])
-    columns = ["text", "text_pair"] if data.has_pairs() else ["text"]
-    return frame[columns].assign(label=labels.astype(object))
-
-
-def trial_overrides(data: LabelledData, train_file: Path, search_file: Path) -> dict[str, Any]:
-    return {"dataset": None, "data_dir": None, "train_file": str(train_file), "validation_file": str(search_file),
-            "test_file": None, "text_column": "text", "text_pair_column": "text_pair" if data.has_pairs() else None,
-            "label_column": "label", "label_names": list(data.label_names), "multi_label": data.multi_label,
-            "label_separator": None, "train_samples": None, "eval_samples": None, "test_samples": None}
 
 
 def fingerprint(train: pd.DataFrame, scored: pd.DataFrame) -> str:
