@@ -125,7 +125,7 @@ def server(single_dir):
     """`finetext serve` in its own process, as a user starts it."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "finetext", "serve", single_dir, "--port", str(port),
-                                "--precision", "fp32"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                "--precision", "fp32"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_healthy("127.0.0.1", port, timeout_s=120)
         yield port

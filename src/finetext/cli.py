@@ -236,8 +236,11 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     """finetext serve MODEL_DIR."""
     serve = commands.add_parser(
         "serve", help="serve a trained model over HTTP (FastAPI)",
-        description="Serve MODEL_DIR: POST /predict ({\"texts\": [...]} or {\"text\": \"...\"}), GET /health, "
-        "GET /info, GET /openapi.json. Concurrent requests are batched together; inputs are bounded.")
+        description="Serve MODEL_DIR: POST /predict ({\"texts\": [...]} or {\"text\": \"...\"}), GET /info, "
+        "GET /metrics (Prometheus), GET /openapi.json, and the open probes GET /health (the process is up) and GET "
+        "/ready (the model is loaded and warmed up). With --api-key-file or FINETEXT_API_KEYS every path but the "
+        "probes needs `Authorization: Bearer KEY`; a non-loopback --host without keys is refused unless "
+        "--allow-unauthenticated. Concurrent requests are batched together; inputs are bounded; SIGTERM drains.")
     serve.add_argument("model_dir", help="output directory of a training run or of finetext export")
     add_dataclass_flags(serve, ServeConfig)
 

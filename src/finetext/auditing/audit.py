@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,17 @@ log = logging.getLogger("finetext")
 ISSUES = "label_issues.csv"
 OUT_OF_FOLD = "out_of_fold.parquet"
 SUMMARY = "audit.json"
+
+
+class FoldMethod(Protocol):
+    """How held-out rows get their probabilities: --method embeddings or train."""
+
+    def prepare(self) -> None:
+        """The work every fold shares (embedding or tokenizing the rows), done before the first fold to run."""
+
+    def fold(self, fold: int) -> np.ndarray:
+        """The probabilities of fold's held-out rows (rows.folds == fold, in row order), from a model fitted on
+        the other folds."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class Audit:
         return AuditResult(self.out, len(rows.frame), len(findings.ranked_issues), findings.estimated_issues,
                            round(seconds, 1), summary)
 
-    def fold_method(self, rows: AuditRows, store: FoldStore):
+    def fold_method(self, rows: AuditRows, store: FoldStore) -> FoldMethod:
         if self.settings.method == "embeddings":
             return EmbeddingFolds(self.cfg, rows, self.out, progress=not self.cfg.quiet)
         return TrainingFolds(self.values, rows, store.fold_dir, self.settings.keep_fold_models)
@@ -91,7 +102,7 @@ class Audit:
         training = training_fingerprint(self.values) if self.settings.method == "train" else ""
         return AuditIdentity(rows.fingerprint(), self.settings.method, str(model), training)
 
-    def score_folds(self, rows: AuditRows, store: FoldStore, method) -> tuple[np.ndarray, list[FoldInfo]]:
+    def score_folds(self, rows: AuditRows, store: FoldStore, method: FoldMethod) -> tuple[np.ndarray, list[FoldInfo]]:
         """Every row's out-of-fold probabilities; folds finished before (a resumed audit) are read back."""
         k = self.settings.folds
         probabilities = np.zeros((len(rows.frame), len(rows.data.label_names)), dtype=np.float32)
@@ -104,7 +115,7 @@ class Audit:
                 probabilities[held] = store.probabilities(fold)
                 log.info("fold %d/%d: finished before, kept (%d rows)", fold + 1, k, info.rows)
             else:
-                if not spent:  # the work every fold shares (the embeddings; the tokenization), before the first
+                if not spent:
                     method.prepare()
                 began = time.perf_counter()
                 probabilities[held] = method.fold(fold)

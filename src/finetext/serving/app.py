@@ -2,36 +2,42 @@
 
 POST /predict takes {"texts": [...]} (plus "text_pairs" for sentence-pair models) and answers a list with
 one {"label", "score", "scores"} per text, in order; {"text": "..."} (plus "text_pair") answers one such
-object. GET /health and GET /info describe the server; GET /openapi.json is the schema.
+object. GET /health (alive) and GET /ready (model loaded and warmed up) are for probes; GET /info describes the
+model, GET /metrics is Prometheus' text format, GET /openapi.json the schema.
 
-Every bad request gets a 4xx with {"detail": "<one line>"}: 400 malformed JSON, 413 a body over
-max_body_bytes (refused before it is read), 415 a body that is not JSON, 422 a request the schema refuses
-(wrong types, unknown keys, empty or too many texts, a text too long, pairs that do not match the model).
-503 (with Retry-After) when too many texts are already waiting or a request times out.
+Every bad request gets a 4xx with {"detail": "<one line>"}: 400 malformed JSON, 401 a missing or invalid API key
+(when the server has keys), 413 a body over max_body_bytes (refused before it is read), 415 a body that is not
+JSON, 422 a request the schema refuses (wrong types, unknown keys, empty or too many texts, a text too long, pairs
+that do not match the model). 503 (with Retry-After) while the model loads, when too many texts are already
+waiting or a request times out. Every answer carries X-Request-ID.
+
+The layers, outermost first: RequestObserver (request id, access log, metrics), Starlette's error handling,
+BearerAuth (with keys), RequestGuard (body size and type), the routes.
 """
 
+import asyncio
 import logging
-import socket
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
-from finetext.artifacts import open_artifact
-from finetext.errors import FinetextError
-from finetext.inference.backend_choice import serving_workload, with_backend
-from finetext.inference.classifier import Classifier
-from finetext.inference.loader import load_classifier_dir
-from finetext.inference.precision import serving_precision
-from finetext.inference.predict import predict_logits, predictions_from_logits
+from finetext.serving.access_log import access_logger
+from finetext.serving.auth import BearerAuth
 from finetext.serving.batcher import Batcher, Overloaded
 from finetext.serving.guard import RequestGuard
+from finetext.serving.metrics import ServerMetrics
+from finetext.serving.observe import TEXTS_KEY, Observer, RequestObserver
 from finetext.serving.settings import ServeConfig
 from finetext.version import __version__
+
+if TYPE_CHECKING:
+    from finetext.inference.classifier import Classifier
+    from finetext.serving.model import LoadedModel
 
 log = logging.getLogger("finetext")
 
@@ -85,36 +91,6 @@ def request_model(cfg: ServeConfig) -> type[_PredictRequestBase]:
     )
 
 
-def model_info(model_dir: str, clf: Classifier, cfg: ServeConfig) -> dict[str, Any]:
-    artifact = open_artifact(model_dir)
-    return {
-        "model": artifact.config.model.model if artifact.config else artifact.path.name,
-        "model_dir": str(artifact.path.resolve()),
-        "architecture": (clf.model.config.architectures or [None])[0],
-        "backend": clf.backend,
-        "labels": clf.label_names,
-        "max_length": clf.max_length,
-        "long_text": ({"mode": "chunk", "stride": clf.stride, "window_aggregation": clf.window_aggregation}
-                      if clf.long_text == "chunk" else {"mode": "truncate"}),
-        "text_pairs": clf.text_pair_column is not None,
-        "multi_label": clf.multi_label,
-        "precision": clf.precision,
-        "precision_requested": cfg.precision,
-        "max_batch_size": cfg.max_batch_size,
-        "limits": cfg.limits(),
-        "finetext_version": __version__,
-    }
-
-
-def predictor(clf: Classifier, batch_size: int):
-    def predict(texts: list[str], pairs: list[str] | None) -> list[dict]:
-        logits = predict_logits(clf, texts, pairs, batch_size, progress=False)
-        records = predictions_from_logits(logits, clf.label_names, clf.multi_label, clf.threshold)
-        return [{"label": r["label"], "score": r["score"], "scores": r["probabilities"],
-                 **({"labels": r["labels"]} if "labels" in r else {})} for r in records]
-    return predict
-
-
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -133,30 +109,95 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
-def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: Classifier | None = None) -> FastAPI:
-    """The app for one model directory (a training run, an ONNX export, or a saved HF model)."""
+class ModelSlot:
+    """The served model: empty until loaded, ready once one warm-up prediction has gone through the batcher."""
+
+    def __init__(self, model_dir: str, cfg: ServeConfig):
+        self.model_dir, self.cfg = model_dir, cfg
+        self.model: LoadedModel | None = None
+        self.ready = False
+        self._predict: Callable[[list[str], list[str] | None], list[dict]] | None = None
+
+    def load(self, clf: "Classifier | None" = None) -> None:
+        from finetext.serving.model import load_model  # torch: not before the server answers probes
+
+        self.model = load_model(self.model_dir, self.cfg, clf)
+        self._predict = self.model.predictor(self.cfg.max_batch_size)
+
+    def predict(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
+        assert self._predict is not None, "load() the model first"
+        return self._predict(texts, pairs)
+
+    def description(self) -> str:
+        if self.model is None:
+            return "Text classification with finetext."
+        return f"Text classification with {self.model.info['model']} ({', '.join(self.model.clf.label_names)})."
+
+
+class ObservedAPI(FastAPI):
+    """FastAPI with RequestObserver outside everything, Starlette's error handling included: a 500 too carries
+    its request id and reaches the access log and the metrics."""
+
+    observers: list[Observer] = []
+
+    def build_middleware_stack(self):
+        return RequestObserver(super().build_middleware_stack(), self.observers)
+
+
+def create_app(model_dir: str, cfg: ServeConfig | None = None, clf: "Classifier | None" = None,
+               background: bool = False, on_failure: Callable[[BaseException], None] | None = None) -> FastAPI:
+    """The app for one model directory (a training run, an ONNX export, or a saved HF model).
+
+    The model loads now (errors raise here) unless background: then it loads in a thread once the app starts, so
+    /health and /ready answer meanwhile; a failure there goes to on_failure. Either way the app starts by one
+    warm-up prediction, and GET /ready answers 200 only after it."""
     cfg = cfg or ServeConfig()
-    clf = clf or load_classifier_dir(model_dir, cfg.trust_remote_code, cfg.precision)
-    workload = serving_workload(clf)
-    clf = with_backend(clf, model_dir, cfg.backend, workload)
-    clf = replace(clf, precision=serving_precision(clf, workload))
-    batcher = Batcher(predictor(clf, cfg.max_batch_size), cfg.max_batch_size, cfg.max_wait_ms / 1000,
-                      cfg.max_pending_texts)
-    info = model_info(model_dir, clf, cfg)
+    slot = ModelSlot(model_dir, cfg)
+    if not background:
+        slot.load(clf)
+    metrics = ServerMetrics()
+    batcher = Batcher(slot.predict, cfg.max_batch_size, cfg.max_wait_ms / 1000, cfg.max_pending_texts,
+                      on_batch=metrics.batch_texts.observe, on_pending=metrics.pending_texts.set)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
+        preparing = asyncio.create_task(prepare(app, slot, batcher, metrics, on_failure))
+        if not background:
+            await preparing
         yield
+        preparing.cancel()
+        await asyncio.gather(preparing, return_exceptions=True)
         await batcher.stop()
+        metrics.worker_exited()
 
-    app = FastAPI(title="finetext", version=__version__, lifespan=lifespan,
-                  description=f"Text classification with {info['model']} ({', '.join(clf.label_names)}).")
+    app = ObservedAPI(title="finetext", version=__version__, lifespan=lifespan, description=slot.description())
+    app.observers = [metrics.observe] + ([access_logger(cfg.log_format)] if cfg.access_log else [])
     app.add_middleware(RequestGuard, max_body_bytes=cfg.max_body_bytes)
-    app.state.batcher = batcher
+    if cfg.api_keys:
+        app.add_middleware(BearerAuth, keys=cfg.api_keys)  # added last: runs first, before the body is read
+    app.state.batcher, app.state.slot, app.state.metrics = batcher, slot, metrics
     add_error_handlers(app)
-    add_routes(app, clf, cfg, batcher, info)
+    add_routes(app, slot, cfg, batcher, metrics)
     return app
+
+
+async def prepare(app: FastAPI, slot: ModelSlot, batcher: Batcher, metrics: ServerMetrics,
+                  on_failure: Callable[[BaseException], None] | None) -> None:
+    """Load the model if it is not yet (in a thread: the event loop keeps answering), then warm it up."""
+    try:
+        if slot.model is None:
+            await asyncio.to_thread(slot.load)
+            app.description = slot.description()
+        assert slot.model is not None
+        metrics.model_load_seconds.set(slot.model.seconds)
+        await batcher.submit(*slot.model.warm_up_input(), slot.cfg.request_timeout_s)
+    except Exception as exc:
+        if on_failure is None:
+            raise
+        on_failure(exc)
+        return
+    slot.ready = True
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -171,27 +212,48 @@ def add_error_handlers(app: FastAPI) -> None:
         return error(500, f"internal error: {type(exc).__name__}")
 
 
-def add_routes(app: FastAPI, clf: Classifier, cfg: ServeConfig, batcher: Batcher, info: dict[str, Any]) -> None:
-    """GET /health, GET /info and POST /predict (its request schema carries this server's limits)."""
+def not_ready() -> JSONResponse:
+    return error(503, "the model is loading; retry shortly", {"Retry-After": "1"})
+
+
+def add_routes(app: FastAPI, slot: ModelSlot, cfg: ServeConfig, batcher: Batcher, metrics: ServerMetrics) -> None:
+    """GET /health, /ready, /info and /metrics; POST /predict (its request schema carries this server's limits)."""
     predict_request = request_model(cfg)
 
-    @app.get("/health", summary="Liveness, and how much work is queued")
+    @app.get("/health", summary="Liveness (answers while the model loads too), and how much work is queued")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "pending_texts": batcher.pending, "batches": batcher.batches,
+        return {"status": "ok", "ready": slot.ready, "pending_texts": batcher.pending, "batches": batcher.batches,
                 "texts_predicted": batcher.texts_done}
 
+    @app.get("/ready", summary="Readiness: 200 once the model is loaded and warmed up, 503 before",
+             responses={503: {"description": "The model is loading"}})
+    async def ready():
+        if not slot.ready:
+            return JSONResponse({"status": "loading", "detail": "the model is loading and warming up"},
+                                status_code=503, headers={"Retry-After": "1"})
+        return {"status": "ready"}
+
     @app.get("/info", summary="The model: labels, max length, whether it takes pairs; the input limits")
-    async def get_info() -> dict[str, Any]:
-        return info
+    async def get_info():
+        return slot.model.info if slot.ready and slot.model is not None else not_ready()
+
+    @app.get("/metrics", summary="Prometheus metrics: requests, latency, batch sizes, texts waiting, load time")
+    async def get_metrics() -> Response:
+        content, content_type = metrics.render()
+        return Response(content, media_type=content_type)
 
     @app.post("/predict", summary="Classify one text or a list of texts",
               response_model=list[Prediction] | Prediction, response_model_exclude_none=True,
-              responses={400: {"description": "Malformed JSON"}, 413: {"description": "Body too large"},
-                         415: {"description": "Body is not JSON"}, 422: {"description": "Invalid request"},
-                         503: {"description": "Overloaded or timed out; retry later"}})
-    async def predict(request: predict_request):  # type: ignore[valid-type]
+              responses={400: {"description": "Malformed JSON"}, 401: {"description": "Missing or invalid API key"},
+                         413: {"description": "Body too large"}, 415: {"description": "Body is not JSON"},
+                         422: {"description": "Invalid request"},
+                         503: {"description": "Loading, overloaded or timed out; retry later"}})
+    async def predict(request: predict_request, http: Request):  # type: ignore[valid-type]
         texts, pairs = request.text_lists()
-        if not clf.accepts_pairs(pairs is not None):
+        setattr(http.state, TEXTS_KEY, len(texts))
+        if not slot.ready or slot.model is None:
+            return not_ready()
+        if not slot.model.clf.accepts_pairs(pairs is not None):
             return error(422, 'this model classifies single texts: drop "text_pair" / "text_pairs"' if pairs
                          else 'this model classifies sentence pairs: give "text_pair" / "text_pairs" too')
         try:
@@ -202,34 +264,3 @@ def add_routes(app: FastAPI, clf: Classifier, cfg: ServeConfig, batcher: Batcher
         except TimeoutError:
             return error(503, f"timed out after {cfg.request_timeout_s:g} s; retry later", {"Retry-After": "5"})
         return results[0] if request.text is not None else results
-
-
-def serve(model_dir: str, cfg: ServeConfig) -> None:
-    """Load the model, bind the port (a clear error if it is taken), then serve until interrupted."""
-    import uvicorn
-
-    sock = bind(cfg.host, cfg.port)  # first: a taken port fails at once, not after loading the model
-    try:
-        app = create_app(model_dir, cfg)
-    except BaseException:
-        sock.close()
-        raise
-    log.info("serving %s on http://%s:%d  (POST /predict, GET /health, GET /info, GET /openapi.json)",
-             model_dir, cfg.host, cfg.port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=30,
-                                           limit_concurrency=1024, timeout_graceful_shutdown=10))
-    server.run(sockets=[sock])
-
-
-def bind(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        raise FinetextError(f"cannot listen on {host}:{port}: {exc.strerror}.",
-                            "Pass another --port (or --host), or stop what uses it.") from None
-    sock.set_inheritable(True)
-    return sock

@@ -32,15 +32,28 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, predict: PredictFn, max_batch: int, max_wait_s: float, max_pending: int):
+    def __init__(self, predict: PredictFn, max_batch: int, max_wait_s: float, max_pending: int,
+                 on_batch: Callable[[int], None] | None = None, on_pending: Callable[[int], None] | None = None):
+        """on_batch hears the size of every batch run, on_pending every change of the number of texts waiting."""
         self.predict, self.max_batch, self.max_wait_s, self.max_pending = predict, max_batch, max_wait_s, max_pending
-        self.pending = 0
+        self.on_batch, self.on_pending = on_batch, on_pending
+        self._pending = 0
         self.batches = 0
         self.texts_done = 0
         self._queue: asyncio.Queue[Job] | None = None
         self._worker: asyncio.Task | None = None
         # One thread: the model runs one batch at a time and uses every core for it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finetext-model")
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    @pending.setter
+    def pending(self, value: int) -> None:
+        self._pending = value
+        if self.on_pending is not None:
+            self.on_pending(value)
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -89,6 +102,8 @@ class Batcher:
                     start += len(job.texts)
                 self.batches += 1
                 self.texts_done += len(texts)
+                if self.on_batch is not None:
+                    self.on_batch(len(texts))
             finally:
                 self.pending -= sum(len(job.texts) for job in jobs)
 

@@ -45,12 +45,14 @@ class RequestGuard:
         return f"request body over {self.max_body_bytes} bytes: send fewer or shorter texts per request"
 
     @staticmethod
-    async def refuse(send: Any, status: int, message: str, close: bool = True) -> None:
+    async def refuse(send: Any, status: int, message: str, close: bool = True,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """Answer without calling the app; close the connection when part of the body is left unread."""
         payload = json.dumps({"detail": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                *(headers or [])]
         await send({"type": "http.response.start", "status": status,
-                    "headers": headers + ([(b"connection", b"close")] if close else [])})
+                    "headers": head + ([(b"connection", b"close")] if close else [])})
         await send({"type": "http.response.body", "body": payload})
 
 
