@@ -31,12 +31,13 @@ def run_args(tiny_model: str, out: Path, engine: str = "native", train_samples: 
     return [*argv, "--save-steps", "7"] if engine == "native" else argv
 
 
-def kill_after(argv: list[str], sentinel: Path) -> None:
-    """Start training in a child process and SIGKILL it once the sentinel checkpoint file exists."""
+def kill_after(argv: list[str], sentinel: Path, settled=lambda: True) -> None:
+    """Start training in a child process and SIGKILL it once the sentinel checkpoint file exists (and settled()
+    holds: the run may still be pruning older checkpoints right after writing the sentinel)."""
     child = subprocess.Popen([sys.executable, "-m", "finetext", *argv], env=os.environ.copy(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while not sentinel.is_file():
+    while not (sentinel.is_file() and settled()):
         assert child.poll() is None, child.stderr.read().decode()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -47,7 +48,8 @@ def kill_after(argv: list[str], sentinel: Path) -> None:
 def test_killed_run_resumes_to_exactly_the_same_model(tiny_model, tmp_path, capsys):
     argv = run_args(tiny_model, tmp_path / "killed")
     killed = tmp_path / "killed"
-    kill_after(argv, killed / "checkpoints" / "step-21" / ckpt.STATE)
+    kill_after(argv, killed / "checkpoints" / "step-21" / ckpt.STATE,
+               settled=lambda: len(ckpt.complete_checkpoints(killed / "checkpoints")) <= 2)
 
     assert not (killed / "finetext.yaml").exists()
     steps = [int(p.name.split("-")[1]) for p in ckpt.complete_checkpoints(killed / "checkpoints")]
