@@ -37,9 +37,11 @@ from finetext.serving.load import (
     connection,
     loaded_workers,
     oversized_body_status,
+    rss_mb,
     run_load,
     self_signed_certificate,
     wait_until_healthy,
+    worker_pids,
 )
 
 CONFIGS = {
@@ -96,7 +98,7 @@ def measure(model_dir: str, name: str, texts: list[str], args: argparse.Namespac
         conn.request("GET", "/health")
         health = json.loads(conn.getresponse().read())
         summary["mean_batch_texts"] = round(health["texts_predicted"] / max(1, health["batches"]), 1)
-        summary["rss_mb"] = [rss_mb(pid) for pid in workers(server.pid)] or [rss_mb(server.pid)]
+        summary["rss_mb"] = [rss_mb(pid) for pid in worker_pids(server.pid)] or [rss_mb(server.pid)]
         for line in report.errors[:5]:
             print(f"  {name}: {line}")
         server.send_signal(signal.SIGTERM)
@@ -108,19 +110,6 @@ def measure(model_dir: str, name: str, texts: list[str], args: argparse.Namespac
             server.wait()
 
 
-def workers(pid: int) -> list[int]:
-    """The worker processes uvicorn spawned under pid (not multiprocessing's resource tracker)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return sorted(found)
-
-
 def wait_for_workers(port: int, count: int, headers: dict[str, str], tls, timeout_s: float = 300) -> None:
     """Until count workers have loaded their model (GET /metrics adds up every worker's)."""
     deadline = time.monotonic() + timeout_s
@@ -128,13 +117,6 @@ def wait_for_workers(port: int, count: int, headers: dict[str, str], tls, timeou
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} workers did not load their model in {timeout_s:g} s")
         time.sleep(0.5)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024)
-    return float("nan")
 
 
 def key_check_microseconds() -> dict[str, float]:

@@ -31,8 +31,10 @@ from finetext.serving.load import (
     client_context,
     connection,
     loaded_workers,
+    rss_mb,
     run_load,
     self_signed_certificate,
+    worker_pids,
 )
 from finetext.serving.settings import ServeConfig
 
@@ -293,24 +295,6 @@ def test_workers_share_the_port_each_with_its_own_model(model_dir, tmp_path):
     finally:
         code = server.stop()
     assert code == 0 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
-
-
-def worker_pids(parent: int) -> list[int]:
-    """uvicorn's worker processes under parent (multiprocessing's spawn), not its resource tracker."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def rss_mb(pid: int) -> int:
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) // 1024
 
 
 def test_a_network_address_without_keys_is_refused(model_dir):

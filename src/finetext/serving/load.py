@@ -246,3 +246,24 @@ def _cryptography_certificate(host: str, key_path: Path) -> bytes:
 def client_context(certificate: Path) -> ssl.SSLContext:
     """A client SSL context that trusts certificate (and checks the host name against it)."""
     return ssl.create_default_context(cafile=str(certificate))
+
+
+def worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes under parent (multiprocessing's spawn), not its resource tracker (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return sorted(found)
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (Linux /proc); NaN when it does not say."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024)
+    return float("nan")
