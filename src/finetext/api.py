@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, **ove
 
     Keyword overrides use the flat field names: ``train("imdb.yaml", epochs=1, train_samples=500)``.
     """
-    if isinstance(config, TrainConfig):
-        values = flatten(config.to_dict())
-    elif isinstance(config, (str, Path)):
-        values = flatten(load_yaml(config))
-    else:
-        values = flatten(config or {})
+    values = flat_config(config)
     return TrainingRun(config_from_flat({**values, **overrides})).run()
 
 
@@ -58,20 +54,11 @@ def tune(config: TrainConfig | dict[str, Any] | str | Path | None = None, **opti
     study_name, resume, ...) and flat training-config overrides, told apart by name:
     ``tune("mrpc.yaml", trials=20, timeout="2h", output_dir="outputs/mrpc-tune")``.
     """
-    from dataclasses import fields
-
     from finetext.tuning.settings import TuneConfig
     from finetext.tuning.study import Study
 
-    names = {f.name for f in fields(TuneConfig)}
-    settings = TuneConfig(**{k: v for k, v in options.items() if k in names})
-    overrides = {k: v for k, v in options.items() if k not in names}
-    if isinstance(config, TrainConfig):
-        values = flatten(config.to_dict())
-    elif isinstance(config, (str, Path)):
-        values = flatten(load_yaml(config))
-    else:
-        values = flatten(config or {})
+    settings, overrides = split_options(TuneConfig, options)
+    values = flat_config(config)
     return Study({**values, **overrides}, settings).run()
 
 
@@ -85,20 +72,11 @@ def audit(config: TrainConfig | dict[str, Any] | str | Path | None = None, **opt
     ``audit("sst2.yaml", folds=5, method="embeddings", output_dir="outputs/sst2-audit")`` writes label_issues.csv,
     out_of_fold.parquet, audit.json and audit.html there.
     """
-    from dataclasses import fields
-
     from finetext.auditing.audit import Audit
     from finetext.auditing.settings import AuditConfig
 
-    names = {f.name for f in fields(AuditConfig)}
-    settings = AuditConfig(**{k: v for k, v in options.items() if k in names})
-    overrides = {k: v for k, v in options.items() if k not in names}
-    if isinstance(config, TrainConfig):
-        values = flatten(config.to_dict())
-    elif isinstance(config, (str, Path)):
-        values = flatten(load_yaml(config))
-    else:
-        values = flatten(config or {})
+    settings, overrides = split_options(AuditConfig, options)
+    values = flat_config(config)
     return Audit({**values, **overrides}, settings).run()
 
 
@@ -204,3 +182,20 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, revision: s
     from finetext.push import push_artifact
 
     return push_artifact(model_dir, repo_id, private=private, revision=revision, token=token)
+
+
+def flat_config(config: TrainConfig | dict[str, Any] | str | Path | None) -> dict[str, Any]:
+    """A config given as a TrainConfig, a dict (flat or sectioned) or a YAML path, as flat values."""
+    if isinstance(config, TrainConfig):
+        return flatten(config.to_dict())
+    if isinstance(config, (str, Path)):
+        return flatten(load_yaml(config))
+    return flatten(config or {})
+
+
+def split_options(settings_class: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A command's own settings (tune's, audit's) built from the options named like its fields, and the rest:
+    flat training-config overrides."""
+    names = {f.name for f in fields(settings_class)}
+    return (settings_class(**{k: v for k, v in options.items() if k in names}),
+            {k: v for k, v in options.items() if k not in names})

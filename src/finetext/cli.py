@@ -288,6 +288,11 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
                             help=f"{docs[f.name]} (default: {f.default})")
 
 
+def dataclass_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """The settings dataclass (TuneConfig, AuditConfig, ServeConfig) from its flags (add_dataclass_flags)."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
 def flat_values(args: argparse.Namespace) -> dict[str, Any]:
     """The config file's values (flat), overridden by the flags given."""
     values = flatten(load_yaml(args.config)) if args.config else {}
@@ -346,7 +351,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from finetext.tuning.study import Study
 
     values = {k: v for k, v in flat_values(args).items() if k != "resume"}  # --resume is the study's (TuneConfig)
-    settings = TuneConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TuneConfig)})
+    settings = dataclass_from_args(TuneConfig, args)
     setup_logging(bool(values.get("quiet")))
     try:
         result = Study(values, settings).run()
@@ -373,7 +378,7 @@ def run_audit(args: argparse.Namespace) -> int:
     from finetext.auditing.audit import ISSUES, Audit
 
     values = {k: v for k, v in flat_values(args).items() if k != "resume"}  # --resume is the audit's
-    settings = AuditConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)})
+    settings = dataclass_from_args(AuditConfig, args)
     setup_logging(bool(values.get("quiet")))
     try:
         result = Audit(values, settings).run()

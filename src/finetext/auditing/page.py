@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finetext.evaluation.report import STYLE, duration, note, percent, table
+from finetext.evaluation.report import duration, html_page, note, percent, table
 from finetext.storage import write_text
 
 PAGE = "audit.html"
@@ -24,27 +24,9 @@ def write_audit_page(out: Path, summary: dict, issues: pd.DataFrame) -> Path:
     """out/audit.html from audit.json's contents and the first label issues (label_issues.csv's rows)."""
     body = "".join([overview(summary), classes(summary), pairs(summary), issue_table(summary, issues),
                     next_steps(summary, out)])
-    nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in SECTIONS)
-    name = escape(out.name or str(out))
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>finetext audit: {name}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-<header><p class="kicker">finetext audit</p><h1>{name}</h1><nav>{nav}</nav></header>
-{body}
-<footer>Written by finetext {escape(summary["finetext_version"])} from audit.json and label_issues.csv; ranked with
-cleanlab's confident learning on out-of-fold probabilities.</footer>
-</main>
-</body>
-</html>
-"""
+    page = html_page("finetext audit", out.name or str(out), SECTIONS, body,
+                     f"Written by finetext {escape(summary['finetext_version'])} from audit.json and "
+                     "label_issues.csv; ranked with\ncleanlab's confident learning on out-of-fold probabilities.")
     write_text(out / PAGE, page)
     return out / PAGE
 

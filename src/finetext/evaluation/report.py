@@ -198,24 +198,33 @@ def section(anchor: str, body: str) -> str:
 def render_page(run: RunFiles, images: dict[str, bytes]) -> str:
     body = "".join([overview(run), headline(run), curves(run, images), scores(run, images), mistakes(run),
                     configuration(run)])
-    nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in SECTIONS)
     sources = ", ".join(name for name, present in ((METRICS, True), (MANIFEST, run.settings is not None),
                                                    (MISTAKES, run.mistakes is not None)) if present)
+    return html_page("finetext report", run.name, SECTIONS, body,
+                     f"Written by finetext {escape(__version__)} from {sources}. Regenerate with\n"
+                     "<code>finetext report DIR</code>.")
+
+
+def html_page(kind: str, name: str, sections: tuple[tuple[str, str], ...], body: str, footer: str,
+              style: str | None = None) -> str:
+    """One self-contained page in finetext's style (report.html, tune.html, audit.html): the kind and name as its
+    title, a navigation bar over sections (anchor, title), the body and the footer (both already HTML); the
+    stylesheet is report.html's unless given."""
+    nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in sections)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
-<title>finetext report: {escape(run.name)}</title>
-<style>{STYLE}</style>
+<title>{escape(kind)}: {escape(name)}</title>
+<style>{style or STYLE}</style>
 </head>
 <body>
 <main>
-<header><p class="kicker">finetext report</p><h1>{escape(run.name)}</h1><nav>{nav}</nav></header>
+<header><p class="kicker">{escape(kind)}</p><h1>{escape(name)}</h1><nav>{nav}</nav></header>
 {body}
-<footer>Written by finetext {escape(__version__)} from {sources}. Regenerate with
-<code>finetext report DIR</code>.</footer>
+<footer>{footer}</footer>
 </main>
 </body>
 </html>

@@ -20,6 +20,7 @@ from finetext.evaluation.report import (
     STYLE,
     config_value,
     duration,
+    html_page,
     image,
     note,
     number,
@@ -187,27 +188,9 @@ def render_page(summary: TuneSummary, images: dict[str, bytes]) -> str:
     body = "".join([overview(summary), best_settings(summary), history(summary, images),
                     intermediate(summary, images), importances(summary, images), search_space(summary),
                     trials(summary)])
-    nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in SECTIONS)
-    name = escape(summary.study_name)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>finetext tune: {name}</title>
-<style>{STYLE}{TUNE_STYLE}</style>
-</head>
-<body>
-<main>
-<header><p class="kicker">finetext tune</p><h1>{name}</h1><nav>{nav}</nav></header>
-{body}
-<footer>Written by finetext {escape(__version__)} at the end of <code>finetext tune</code>; the charts are also
-in {TUNE_FILES}/.</footer>
-</main>
-</body>
-</html>
-"""
+    return html_page("finetext tune", summary.study_name, SECTIONS, body,
+                     f"Written by finetext {escape(__version__)} at the end of <code>finetext tune</code>; the "
+                     f"charts are also\nin {TUNE_FILES}/.", STYLE + TUNE_STYLE)
 
 
 def direction(summary: TuneSummary) -> str:
